@@ -1,0 +1,91 @@
+"""What the ledger costs per step: N steps through the engine (plan, claim, render, apply, record) against
+the same N renderings written straight to the outbox sink, in the same run.
+
+    python bench/ledger_overhead.py [N]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from continuity.clock import ManualClock
+from continuity.config.loader import load_config
+from continuity.engine import Engine
+from continuity.runner import Runner
+from continuity.store.sqlite import SqliteStore
+
+ROOT = Path(__file__).resolve().parent.parent
+START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def setup(workdir: Path, reminders: int) -> Path:
+    text = (ROOT / "playbooks.example.yaml").read_text(encoding="utf-8")
+    text = text.replace("  website: [website]", "  website: [outbox]")
+    text = text.replace("    # override:\n", "    add_steps:\n" + "".join(
+        f"      - {{id: extra-{i}, after: 0m, action: notify, to: staff, template: outage/staff-reminder}}\n"
+        for i in range(reminders)) + "    # override:\n", 1)
+    path = workdir / "continuity.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def through_engine(config: Path) -> tuple[float, int]:
+    loaded = load_config(config)
+    store = SqliteStore(config.parent / "bench.db")
+    engine = Engine(loaded, store, ManualClock(START))
+    t0 = time.perf_counter()
+    opened = engine.open("phone", reason="bench", eta=timedelta(hours=2), by="bench")
+    results = engine.run_due([opened.situation.id])
+    elapsed = time.perf_counter() - t0
+    assert all(r.state == "done" for r in results), [r.detail for r in results if r.state != "done"]
+    store.close()
+    return elapsed, len(results)
+
+
+def direct(config: Path, n: int) -> float:
+    """Baseline: render and write the same actions with no ledger at all."""
+    loaded = load_config(config)
+    store = SqliteStore(config.parent / "baseline.db")
+    engine = Engine(loaded, store, ManualClock(START))
+    opened = engine.open("phone", reason="bench", eta=timedelta(hours=2), by="bench")
+    rows = [r for r in store.steps_for(opened.situation.id) if r.state == "planned" and r.due_at <= START][:n]
+    runner = Runner(engine)
+    sink = runner.sink("outbox")
+    t0 = time.perf_counter()
+
+    async def go() -> None:
+        await asyncio.gather(*(sink.apply(runner.build_action(r)) for r in rows))
+
+    asyncio.run(go())
+    elapsed = time.perf_counter() - t0
+    store.close()
+    return elapsed
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 500
+    tmp = Path(tempfile.mkdtemp(prefix="continuity-bench-"))
+    try:
+        a, b = tmp / "engine", tmp / "direct"
+        a.mkdir()
+        b.mkdir()
+        engine_s, ran = through_engine(setup(a, n))
+        direct_s = direct(setup(b, n), ran)
+        print(f"steps: {ran}")
+        print(f"through the engine (ledger, claim, record): {engine_s * 1000:8.1f} ms  "
+              f"{engine_s / ran * 1e6:7.0f} µs/step")
+        print(f"straight to the sink (no ledger):          {direct_s * 1000:8.1f} ms  "
+              f"{direct_s / ran * 1e6:7.0f} µs/step")
+        print(f"ratio engine/direct: {engine_s / direct_s:.2f}")
+    finally:
+        shutil.rmtree(tmp)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from continuity.cli import main
+
+main()

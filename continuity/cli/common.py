@@ -1,0 +1,167 @@
+"""Shared CLI plumbing: options, loading config and store, error handling, printing."""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from zoneinfo import ZoneInfo
+
+import typer
+
+from continuity.clock import Clock, SystemClock, parse_clock_override
+from continuity.errors import ContinuityError, ExitCode, InputError
+
+if TYPE_CHECKING:
+    from continuity.config.loader import LoadedConfig
+    from continuity.engine import Engine
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass
+class State:
+    config_path: Path = Path("continuity.yaml")
+    debug: bool = False
+
+
+STATE = State()
+
+
+def clock() -> Clock:
+    """The system clock, unless CONTINUITY_NOW pins it (rehearsals and tests driving real processes)."""
+    pinned = os.environ.get("CONTINUITY_NOW")
+    if pinned:
+        try:
+            return parse_clock_override(pinned)
+        except ValueError:
+            raise InputError(f"CONTINUITY_NOW={pinned!r} is not an ISO date-time") from None
+    return SystemClock()
+
+
+def who(by: str | None) -> str:
+    if by:
+        return by
+    try:
+        return os.environ.get("CONTINUITY_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+def load() -> LoadedConfig:
+    from continuity.config.loader import load_config
+
+    path = STATE.config_path
+    if not path.exists():
+        hint = " (run `continuity init` to create one)" if path.name == "continuity.yaml" else ""
+        raise InputError(f"config file not found{hint}", location=None) from None
+    return load_config(path)
+
+
+def engine(loaded: LoadedConfig | None = None) -> Engine:
+    from continuity.engine import Engine
+    from continuity.store import open_store
+
+    loaded = loaded or load()
+    store = open_store(loaded.store_url, loaded.base_dir)
+    return Engine(loaded, store, clock())
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def err_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def guarded(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn the project's errors into one clean message and exit code; tracebacks only with --debug."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        as_json = bool(kwargs.get("as_json"))
+        try:
+            return func(*args, **kwargs)
+        except ContinuityError as exc:
+            if STATE.debug:
+                raise
+            report_error(exc, as_json)
+            raise typer.Exit(int(exc.exit_code)) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if STATE.debug:
+                raise
+            report_error(ContinuityError(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)"),
+                         as_json)
+            raise typer.Exit(int(ExitCode.FAILED)) from None
+
+    return wrapper
+
+
+def report_error(exc: ContinuityError, as_json: bool) -> None:
+    from continuity.errors import InputErrors
+
+    errors = exc.errors if isinstance(exc, InputErrors) else [exc]
+    if STATE.config_path and isinstance(exc, InputError):
+        for e in errors:
+            if e.location is None:
+                from continuity.errors import Location
+
+                e.location = Location(str(STATE.config_path))
+    if as_json:
+        print_json({"ok": False, "exit_code": int(exc.exit_code),
+                    "errors": [{"message": e.message, "file": e.location.file if e.location else None,
+                                "line": e.location.line if e.location else None,
+                                "field": e.location.field if e.location else None} for e in errors]})
+        return
+    label = "error" if exc.exit_code == ExitCode.BAD_INPUT else "failed"
+    out = err_console()
+    for e in errors:
+        out.print(f"[bold red]{label}:[/] {e}", markup=True, highlight=False, soft_wrap=True)
+
+
+def parse_eta(text: str | None, now: datetime, tz: str) -> datetime | None:
+    """`2h`, `90m` (from now), `14:30` (next such local time) or an ISO date-time."""
+    if text is None or text == "":
+        return None
+    from continuity.durations import parse_duration
+
+    try:
+        return now + parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        hhmm = time.fromisoformat(text)
+        local = now.astimezone(ZoneInfo(tz))
+        cand = datetime.combine(local.date(), hhmm, tzinfo=ZoneInfo(tz))
+        if cand <= local:
+            cand += timedelta(days=1)
+        return cand.astimezone(UTC)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=ZoneInfo(tz))
+        return when.astimezone(UTC)
+    except ValueError:
+        raise InputError(f"--eta {text!r}: expected a duration (2h, 90m), a time (14:30) or an ISO date-time") \
+            from None

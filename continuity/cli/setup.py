@@ -1,0 +1,73 @@
+"""init, validate, schema: getting a configuration right before the bad day."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from typing import Annotated, Any
+
+import typer
+
+from continuity.cli import app
+from continuity.cli.common import STATE, clock, console, guarded, load, print_json
+from continuity.errors import InputError
+
+
+@app.command()
+@guarded
+def init() -> None:
+    """Write a complete, commented config file from the shipped example.
+
+    Written to --config (default ./continuity.yaml). It works as it is: every message lands in ./outbox/
+    until you configure real sinks. Never overwrites.
+    """
+    from continuity.shipped import example_config
+
+    target = STATE.config_path
+    if target.exists():
+        raise InputError("already exists; not overwriting (edit it, or pass --config NEW_PATH)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(example_config(), target)
+    console().print(f"Wrote {target}. Next: `continuity validate`, then try `continuity drill phone`.")
+
+
+@app.command()
+@guarded
+def validate(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Check the config, every playbook and every template in every locale.
+
+    Templates are rendered with sample data, with and without an ETA.
+    Reports every problem with file, line and field; exits 2 if anything is wrong. Changes nothing.
+    """
+    from continuity.preview import render_everything
+
+    loaded = load()
+    renders = render_everything(loaded, clock().now())
+    info: dict[str, Any] = {
+        "ok": True,
+        "config": str(loaded.path),
+        "channels": list(loaded.config.channels),
+        "sinks": {name: inst.cls.type_name for name, inst in loaded.sinks.items()},
+        "channel_playbooks": {ch: pb.name for ch, pb in loaded.channel_playbooks.items()},
+        "playbooks": sorted(loaded.playbooks),
+        "locales": loaded.config.organisation.locales,
+        "renderings": renders,
+    }
+    if as_json:
+        print_json(info)
+        return
+    console().print(f"[green]OK[/] {loaded.path}: {len(info['channels'])} channels, {len(info['sinks'])} sinks, "
+                    f"{len(info['playbooks'])} playbooks, {renders} template renderings in "
+                    f"{', '.join(info['locales'])}.")
+
+
+@app.command()
+@guarded
+def schema() -> None:
+    """Print the JSON Schema of the config file, for completion and checks in your editor."""
+    from continuity.config.models import Config
+
+    doc = Config.model_json_schema(mode="validation")
+    doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    doc["title"] = "continuity configuration"
+    print_json(json.loads(json.dumps(doc)))

@@ -1,0 +1,321 @@
+"""outage, restore, status, tick, history, report, confirm: what on-call staff run."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+
+from continuity.cli import app
+from continuity.cli.common import clock, console, engine, guarded, load, parse_eta, print_json, who
+from continuity.errors import ExitCode, InputError
+
+JSON = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+
+
+def _local(dt: str | None, tz: str) -> str:
+    if not dt:
+        return "—"
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromisoformat(dt).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
+
+
+def _results_table(results: list[Any], title: str) -> None:
+    from rich.table import Table
+
+    if not results:
+        return
+    table = Table(title=title, title_justify="left")
+    for col in ("step", "action", "sink", "state", "detail"):
+        table.add_column(col)
+    for r in results:
+        style = {"done": "green", "failed": "bold red", "uncertain": "bold yellow"}.get(r.state, "")
+        table.add_row(r.row.step_id, r.row.action if r.row.phase != "undo" else "switch off", r.row.sink,
+                      f"[{style}]{r.state}[/]" if style else r.state, (r.detail or "")[:80])
+    console().print(table)
+
+
+def _exit_for(results: list[Any]) -> None:
+    if any(r.state in ("failed", "uncertain") for r in results):
+        raise typer.Exit(int(ExitCode.FAILED))
+
+
+@app.command()
+@guarded
+def outage(
+    channel: Annotated[str, typer.Argument(help="The channel that failed: phone, email, chat, internet, …")],
+    reason: Annotated[str, typer.Option("--reason", "-r",
+                                        help="What broke, in one sentence. Staff messages quote it.")],
+    eta: Annotated[str | None, typer.Option("--eta", help="Expected recovery: 2h, 90m, 14:30 or an ISO time.")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who declares it (default: your user name).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run",
+                                          help="Show every action that would run; touch nothing.")] = False,
+    as_json: JSON = False,
+) -> None:
+    """Declare CHANNEL down and start its playbook.
+
+    Right away: staff get the runbook (where to move, what to say) and customers get a notice on the
+    fallback channels saying what broke, the ETA, where to reach you instead and that answers take longer
+    there. Later steps (website banner, social post, reminders) run at their times via `continuity tick` or
+    the daemon. Running it again for an open outage updates reason and ETA instead of opening a second one;
+    customers are re-told only when the ETA changes.
+    """
+    loaded = load()
+    clk = clock()
+    now = clk.now()
+    eta_at = parse_eta(eta, now, loaded.config.organisation.timezone)
+    if channel not in loaded.config.channels:
+        raise InputError(f"unknown channel {channel!r}; configured channels: {', '.join(loaded.config.channels)}")
+    if not reason.strip():
+        raise InputError("--reason must say what broke")
+    if dry_run:
+        from continuity.preview import preview_open
+
+        plan = preview_open(loaded, channel, reason=reason, eta=eta_at, by=who(by), now=now)
+        if as_json:
+            print_json({"dry_run": True, "channel": channel, "actions": plan})
+            return
+        _print_preview(plan, f"Dry run: outage of {channel} (nothing was sent or stored)")
+        return
+    eng = engine(loaded)
+    result = eng.open(channel, reason=reason, eta=eta_at, by=who(by))
+    results = eng.run_due([result.situation.id])
+    sit = eng.store.get_situation(result.situation.id)
+    assert sit is not None
+    if as_json:
+        from continuity.views import situation_dict
+
+        print_json({"ok": not any(r.state in ("failed", "uncertain") for r in results),
+                    "created": result.created, "eta_changed": result.eta_changed,
+                    "situation": situation_dict(sit, eng.store.steps_for(sit.id), clk.now()),
+                    "ran": [r.as_dict() for r in results]})
+    else:
+        out = console()
+        tz = loaded.config.organisation.timezone
+        if result.created:
+            out.print(f"[bold]Outage #{sit.id} of {channel} opened[/]: {sit.reason}")
+        else:
+            what = "ETA changed, customers re-told" if result.eta_changed else "updated (customers not re-told)"
+            out.print(f"[bold]Outage #{sit.id} of {channel} was already open[/]: {what}")
+        out.print(f"ETA: {_local(sit.eta.isoformat() if sit.eta else None, tz)}")
+        _results_table(results, "Ran now")
+        later = [r for r in eng.store.steps_for(sit.id) if r.state == "planned"]
+        if later:
+            out.print("Next: " + ", ".join(f"{r.step_id} at {_local(r.due_at.isoformat(), tz)}"
+                                           for r in later[:6]))
+            out.print("[dim]Later steps run with `continuity tick` (cron) or `continuity daemon`.[/]")
+    _exit_for(results)
+
+
+def _print_preview(plan: list[dict[str, Any]], title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_lines=True)
+    for col in ("when", "action", "to", "sink", "text"):
+        table.add_column(col, overflow="fold")
+    for p in plan:
+        table.add_row(p["when"], p["action"], p["to"], p["sink"], p["preview"])
+    console().print(table)
+
+
+@app.command()
+@guarded
+def restore(
+    channel: Annotated[str, typer.Argument(help="The channel that works again.")],
+    note: Annotated[str | None, typer.Option("--note", "-n", help="What fixed it (staff see this).")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who restores it (default: your user name).")] = None,
+    as_json: JSON = False,
+) -> None:
+    """Declare CHANNEL working again and switch off everything its outage switched on.
+
+    Banners and customer notices are removed, planned steps are cancelled, staff are told, and a "resolved"
+    post goes out where the outage had been posted.
+    """
+    loaded = load()
+    if channel not in loaded.config.channels:
+        raise InputError(f"unknown channel {channel!r}; configured channels: {', '.join(loaded.config.channels)}")
+    eng = engine(loaded)
+    result = eng.close(channel, by=who(by), note=note)
+    if not result.closed:
+        # Nothing open: finish any switch-off left behind by an interrupted earlier restore.
+        results = eng.run_due()
+        if as_json:
+            print_json({"ok": True, "closed": False, "message": f"no open outage of {channel}",
+                        "ran": [r.as_dict() for r in results]})
+        else:
+            console().print(f"No open outage of {channel}; nothing to restore.")
+            _results_table(results, "Finished pending work")
+        _exit_for(results)
+        return
+    assert result.situation is not None
+    sid = result.situation.id
+    results = eng.run_due([sid])
+    sit = eng.store.get_situation(sid)
+    assert sit is not None
+    if as_json:
+        from continuity.views import situation_dict
+
+        print_json({"ok": not any(r.state in ("failed", "uncertain") for r in results), "closed": True,
+                    "situation": situation_dict(sit, eng.store.steps_for(sid), eng.clock.now()),
+                    "ran": [r.as_dict() for r in results]})
+    else:
+        from continuity.durations import format_duration
+
+        assert sit.closed_at is not None
+        console().print(f"[bold]Outage #{sid} of {channel} closed[/] after "
+                        f"{format_duration(sit.closed_at - sit.opened_at)}.")
+        _results_table(results, "Switched off and announced")
+    _exit_for(results)
+
+
+@app.command()
+@guarded
+def status(as_json: JSON = False) -> None:
+    """Show open situations, each step's state, and what customers see right now.
+
+    Failed and uncertain steps are shown in red with the error and the next retry.
+    """
+    from continuity.views import status_view
+
+    eng = engine()
+    view = status_view(eng.store, eng.clock.now())
+    if as_json:
+        print_json(view)
+        return
+    _print_status(view, eng.loaded.config.organisation.timezone)
+
+
+def _print_status(view: dict[str, Any], tz: str) -> None:
+    from rich.table import Table
+
+    out = console()
+    if not view["open"]:
+        out.print("[green]All clear:[/] no open situations.")
+    for sit in [*view["open"], *view["closed_with_pending_work"]]:
+        head = "OPEN" if sit["state"] == "open" else "CLOSED, work pending"
+        out.print(f"\n[bold]#{sit['id']} {sit['kind']} of {sit['channel']}[/] — {head} — {sit['reason']}")
+        out.print(f"  opened {_local(sit['opened_at'], tz)} by {sit['opened_by']} ({sit['source']}), "
+                  f"running {sit['duration']}, ETA {_local(sit['eta'], tz)}")
+        on = ", ".join(f"{s['step']} ({s['sink']})" for s in sit["switched_on"]) or "nothing"
+        out.print(f"  switched on now: {on}")
+        for bad in sit["attention"]:
+            out.print(f"  [bold red]!! step {bad['id']} {bad['step']} → {bad['sink']} {bad['state'].upper()}[/]"
+                      f": {bad['last_error']}"
+                      + (f" (retry at {_local(bad['next_retry_at'], tz)})" if bad["next_retry_at"] else ""))
+        table = Table(show_edge=False, pad_edge=False)
+        for col in ("id", "step", "action", "sink", "due", "state", "tries"):
+            table.add_column(col)
+        for s in sit["steps"]:
+            if s["state"] == "cancelled":
+                continue
+            colour = {"done": "green", "failed": "bold red", "uncertain": "bold yellow", "running": "cyan",
+                      "undone": "dim"}.get(s["state"], "")
+            table.add_row(str(s["id"]), s["step"], "switch off" if s["phase"] == "undo" else s["action"], s["sink"],
+                          _local(s["due_at"], tz), f"[{colour}]{s['state']}[/]" if colour else s["state"],
+                          str(s["attempts"]))
+        out.print(table)
+    if view["next_due"]:
+        out.print(f"\nNext step due: {_local(view['next_due'], tz)}")
+
+
+@app.command()
+@guarded
+def tick(as_json: JSON = False) -> None:
+    """Run every step that is due now: banners, social posts, reminders, retries.
+
+    Put it in cron every minute to run playbooks without the daemon. Steps left half-done by a crash are
+    resumed (idempotent sinks) or flagged `uncertain` for you to confirm; nothing is sent twice.
+    """
+    eng = engine()
+    recovered = eng.recover()
+    results = eng.run_due()
+    if as_json:
+        print_json({"ok": not any(r.state in ("failed", "uncertain") for r in results),
+                    "recovered": [r.id for r in recovered], "ran": [r.as_dict() for r in results]})
+    elif results:
+        _results_table(results, "Ran")
+    else:
+        console().print("Nothing due.")
+    _exit_for(results)
+
+
+@app.command()
+@guarded
+def history(
+    since: Annotated[str, typer.Option("--since", help="How far back: 7d, 24h, …")] = "7d",
+    as_json: JSON = False,
+) -> None:
+    """List situations opened or closed in a period, with their durations and open problems."""
+    from continuity.durations import parse_duration
+    from continuity.views import history_view
+
+    try:
+        span = parse_duration(since)
+    except ValueError as exc:
+        raise InputError(f"--since: {exc}") from None
+    eng = engine()
+    now = eng.clock.now()
+    rows = history_view(eng.store, now - span, now)
+    if as_json:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    tz = eng.loaded.config.organisation.timezone
+    table = Table(title=f"Situations in the last {since}", title_justify="left")
+    for col in ("id", "kind", "channel", "opened", "closed", "duration", "by", "reason", "attention"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r["id"]), r["kind"], r["channel"], _local(r["opened_at"], tz), _local(r["closed_at"], tz),
+                      r["duration"], r["opened_by"], r["reason"][:50], str(len(r["attention"])) or "")
+    console().print(table)
+
+
+@app.command()
+@guarded
+def report(
+    situation_id: Annotated[int, typer.Argument(metavar="ID", help="Situation number (see history).")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="md or json")] = "md",
+) -> None:
+    """Print one situation's timeline: opened, every step with its time and outcome, closed.
+
+    Markdown for the post-mortem, or --format json.
+    """
+    from continuity.views import report_markdown, report_view
+
+    if fmt not in ("md", "json"):
+        raise InputError(f"--format {fmt!r}: expected md or json")
+    eng = engine()
+    rep = report_view(eng.store, situation_id, eng.clock.now())
+    if rep is None:
+        raise InputError(f"no situation #{situation_id}")
+    if fmt == "json":
+        print_json(rep)
+    else:
+        typer.echo(report_markdown(rep), nl=False)
+
+
+@app.command()
+@guarded
+def confirm(
+    step: Annotated[int, typer.Argument(help="Ledger id of an `uncertain` step (see status).")],
+    sent: Annotated[bool, typer.Option("--sent/--not-sent",
+                                       help="It did go out (mark done) / it did not (send it again).")],
+    by: Annotated[str | None, typer.Option("--by")] = None,
+    as_json: JSON = False,
+) -> None:
+    """Settle a step whose outcome was lost in a crash (state `uncertain`).
+
+    Nothing is re-sent unless you say it did not go out (--not-sent).
+    """
+    eng = engine()
+    row = eng.confirm(step, sent=sent, by=who(by))
+    results = [] if sent else eng.run_due([row.situation_id])
+    if as_json:
+        print_json({"ok": True, "step": row.id, "state": row.state, "ran": [r.as_dict() for r in results]})
+    else:
+        console().print(f"Step {row.id} ({row.step_id} → {row.sink}) marked {'sent' if sent else 'not sent'}.")
+        _results_table(results, "Ran")
+    _exit_for(results)

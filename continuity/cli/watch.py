@@ -1,0 +1,106 @@
+"""daemon and check: watching channels' health."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from continuity.cli import app
+from continuity.cli.common import console, guarded, load, print_json
+from continuity.errors import ExitCode, InputError
+
+
+@app.command()
+@guarded
+def daemon(
+    bind: Annotated[str | None, typer.Option("--bind", help="HTTP endpoint address (default from the config, "
+                                             "127.0.0.1:8765).")] = None,
+    log_format: Annotated[str, typer.Option("--log-format", help="text or json (one line per event).")] = "text",
+) -> None:
+    """Watch every channel and run every playbook step on time, until stopped.
+
+    Probes each channel with health checks on its schedule; when one fails `fail_after` times in a row the
+    outage opens by itself (customers get the notice, staff the runbook), and when it passes again the outage
+    closes and everything is switched off. Steps (banners, posts, reminders) run at their exact due times,
+    also after a restart. Serves /healthz and /metrics. Stop with SIGTERM or Ctrl-C.
+    """
+    import asyncio
+
+    from continuity import logs
+    from continuity.clock import SystemClock
+    from continuity.daemon.service import Daemon
+    from continuity.store import open_store
+
+    if log_format not in ("text", "json"):
+        raise InputError(f"--log-format {log_format!r}: expected text or json")
+    loaded = load()
+    if bind is not None:
+        from continuity.config.models import Daemon as DaemonConfig
+
+        try:
+            DaemonConfig(bind=bind)
+        except ValueError:
+            raise InputError(f"--bind {bind!r}: expected HOST:PORT, e.g. 127.0.0.1:8765") from None
+    store = open_store(loaded.store_url, loaded.base_dir)
+    log = logs.setup(log_format)
+    service = Daemon(loaded, store, SystemClock(), log, bind=bind)
+    try:
+        asyncio.run(service.run())
+    except OSError as exc:
+        raise InputError(f"cannot serve on {service.bind}: {exc.strerror or exc}") from None
+    finally:
+        store.close()
+
+
+@app.command()
+@guarded
+def check(
+    channel: Annotated[str | None, typer.Argument(help="Only this channel (default: every channel with probes).")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False,
+) -> None:
+    """Run every channel's health checks once and show state, latency and reason.
+
+    Exits 1 when any channel is down. Opens no outage and changes nothing: the daemon does that.
+    """
+    import asyncio
+
+    from continuity.checks import ChannelCheck, ProbeSet
+    from continuity.clock import SystemClock
+
+    loaded = load()
+    if channel is not None:
+        if channel not in loaded.config.channels:
+            raise InputError(f"unknown channel {channel!r}; configured channels: {', '.join(loaded.config.channels)}")
+        if channel not in loaded.probes:
+            raise InputError(f"channel {channel!r} has no health checks (channels.{channel}.health.probes)")
+    elif not loaded.probes:
+        raise InputError("no channel has health checks; add channels.NAME.health.probes to the config")
+
+    async def run() -> list[ChannelCheck]:
+        probes = ProbeSet(loaded, SystemClock())
+        try:
+            return await probes.check_all([channel] if channel else None)
+        finally:
+            await probes.aclose()
+
+    checks = asyncio.run(run())
+    if as_json:
+        print_json({"ok": all(c.status != "down" for c in checks), "channels": [c.as_dict() for c in checks]})
+    else:
+        from rich.table import Table
+
+        table = Table(title="Channel health", title_justify="left")
+        for col in ("channel", "probe", "state", "latency", "reason"):
+            table.add_column(col)
+        for c in checks:
+            colour = {"up": "green", "degraded": "yellow", "down": "bold red"}[c.status]
+            table.add_row(f"[bold]{c.channel}[/]", "", f"[{colour}]{c.status}[/]", f"{c.latency * 1000:.0f} ms",
+                          c.reason)
+            for r in c.results:
+                rc = {"up": "green", "degraded": "yellow", "down": "red"}[r.status]
+                table.add_row("", r.probe, f"[{rc}]{r.status}[/]", f"{r.latency * 1000:.0f} ms", r.reason)
+        console().print(table)
+    if any(c.status == "down" for c in checks):
+        raise typer.Exit(int(ExitCode.FAILED))

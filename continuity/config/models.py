@@ -1,0 +1,251 @@
+"""The configuration and playbook schema, validated strictly: unknown keys are errors, typos never pass."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator, model_validator
+
+from continuity.actions import ACTIONS
+from continuity.durations import format_duration, parse_duration
+
+LOCALES = ("en", "hu", "sk", "pl")
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return parse_duration(value)
+    raise ValueError("expected a duration like 30s, 15m, 2h or 1d")
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+    Field(json_schema_extra={"type": "string", "pattern": r"^(\d+[smhdw])+$|^\d+$"}),
+]
+Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", min_length=1, max_length=64)]
+Locale = Annotated[str, Field(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Organisation(Strict):
+    """Who the customers are talking to, and how to speak to them."""
+
+    name: str = Field(min_length=1)
+    default_locale: Locale = "en"
+    locales: list[Locale] = Field(default_factory=lambda: ["en"], min_length=1)
+    staff_locale: Locale | None = None
+    timezone: str = "UTC"
+    website: str | None = None
+    status_url: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}; use an IANA name like Europe/Budapest") from None
+        return value
+
+    @model_validator(mode="after")
+    def _default_served(self) -> Organisation:
+        if self.default_locale not in self.locales:
+            raise ValueError(f"default_locale {self.default_locale!r} must be one of locales {self.locales}")
+        return self
+
+    @property
+    def staff_lang(self) -> str:
+        return self.staff_locale or self.default_locale
+
+
+class Fallback(Strict):
+    channel: Name
+    extra_wait: Duration | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"channel": value} if isinstance(value, str) else value
+
+
+class StepOverride(Strict):
+    """Change one step of a shipped playbook for one channel without copying the file."""
+
+    after: Duration | None = None
+    every: Duration | None = None
+    to: str | None = None
+    template: str | None = None
+    disabled: bool = False
+
+
+class StepSpec(Strict):
+    """One action at one time: `after` the situation opened, optionally repeated `every`."""
+
+    id: Name
+    action: str
+    to: str
+    template: str
+    after: Duration = timedelta(0)
+    every: Duration | None = None
+    only_if: Name | None = None
+
+    @field_validator("action")
+    @classmethod
+    def _known_action(cls, value: str) -> str:
+        if value not in ACTIONS:
+            raise ValueError(f"unknown action {value!r}; expected one of: {', '.join(ACTIONS)}")
+        return value
+
+    @field_validator("every")
+    @classmethod
+    def _positive_every(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value < timedelta(seconds=1):
+            raise ValueError("every must be at least 1s")
+        return value
+
+    @property
+    def reversible(self) -> bool:
+        return ACTIONS[self.action].reversible
+
+    @property
+    def audience(self) -> str:
+        return ACTIONS[self.action].audience
+
+
+class ProbeSpec(BaseModel):
+    """One probe of a channel: `type` picks the settings model (checked after this pass)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str
+
+    def settings_data(self) -> dict[str, Any]:
+        return {"type": self.type, **(self.model_extra or {})}
+
+
+class Flapping(Strict):
+    """A channel that changes state `changes` times within `window` is held down and staff are told."""
+
+    changes: int = Field(default=4, ge=2)
+    window: Duration = timedelta(minutes=10)
+
+
+class Health(Strict):
+    """How the daemon decides a channel is down or back: its probes, how often, and the hysteresis."""
+
+    probes: list[ProbeSpec] = Field(min_length=1)
+    every: Duration = timedelta(seconds=30)
+    combine: Literal["all", "any"] = "all"
+    fail_after: int = Field(default=3, ge=1)
+    recover_after: int = Field(default=2, ge=1)
+    flapping: Flapping = Flapping()
+    close_manual: bool = False
+
+    @field_validator("every")
+    @classmethod
+    def _min_every(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("every must be at least 1s")
+        return value
+
+
+class Channel(Strict):
+    """A way customers reach the team, where they go instead when it fails, and which playbook runs."""
+
+    contact: str | None = None
+    display: dict[Locale, str] = Field(default_factory=dict)
+    fallbacks: list[Fallback] = Field(default_factory=list)
+    playbook: Name | None = None
+    override: dict[str, StepOverride] = Field(default_factory=dict)
+    add_steps: list[StepSpec] = Field(default_factory=list)
+    add_on_close: list[StepSpec] = Field(default_factory=list)
+    health: Health | None = None
+
+
+class StoreConfig(Strict):
+    url: str = "sqlite:///continuity.db"
+
+
+class SinkSpec(BaseModel):
+    """A named sink instance: its `type` picks the settings model, checked after this pass."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str
+
+    def settings_data(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class RetryPolicy(Strict):
+    """How failing sinks are retried: exponential backoff from `first_delay`, at most `attempts` tries."""
+
+    attempts: int = Field(default=6, ge=1, le=100)
+    first_delay: Duration = timedelta(seconds=2)
+    max_delay: Duration = timedelta(minutes=15)
+    inline_budget: Duration = timedelta(seconds=10)
+
+
+class Paths(Strict):
+    playbooks: list[str] = Field(default_factory=list)
+    templates: list[str] = Field(default_factory=list)
+    outbox: str = "outbox"
+
+
+class Daemon(Strict):
+    """The daemon's small HTTP endpoint (/healthz, /metrics, and token-protected actions)."""
+
+    bind: str = Field(default="127.0.0.1:8765", pattern=r"^\[?[0-9A-Za-z.:_-]*\]?:\d{1,5}$")
+    token_env: str = Field(default="CONTINUITY_API_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Config(Strict):
+    """The whole configuration file (see playbooks.example.yaml)."""
+
+    organisation: Organisation
+    store: StoreConfig = StoreConfig()
+    channels: dict[Name, Channel] = Field(min_length=1)
+    sinks: dict[Name, SinkSpec] = Field(default_factory=dict)
+    routes: dict[Name, list[Name]] = Field(default_factory=dict)
+    paths: Paths = Paths()
+    retry: RetryPolicy = RetryPolicy()
+    daemon: Daemon = Daemon()
+
+
+class Playbook(Strict):
+    """The steps for one kind of situation (a shipped or user YAML file under playbooks/)."""
+
+    name: Name
+    kind: Literal["outage", "surge", "maintenance"]
+    title: str
+    description: str = ""
+    plan_b: str | None = None
+    steps: list[StepSpec] = Field(default_factory=list)
+    on_update: list[StepSpec] = Field(default_factory=list)
+    on_close: list[StepSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Playbook:
+        seen: set[str] = set()
+        for group in (self.steps, self.on_update, self.on_close):
+            for step in group:
+                if step.id in seen:
+                    raise ValueError(f"step id {step.id!r} is used twice")
+                seen.add(step.id)
+        return self
+
+    def all_steps(self) -> list[tuple[str, StepSpec]]:
+        return [
+            *(("open", s) for s in self.steps),
+            *(("update", s) for s in self.on_update),
+            *(("close", s) for s in self.on_close),
+        ]

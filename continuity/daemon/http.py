@@ -1,0 +1,108 @@
+"""The daemon's small HTTP endpoint: /healthz and /metrics for monitoring, and a few actions that change
+state (declare, restore, tick), each behind a bearer token read from the environment."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+from continuity.errors import ContinuityError
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from continuity.daemon.service import Daemon
+
+
+def split_bind(bind: str) -> tuple[str, int]:
+    host, _, port = bind.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    from aiohttp import web
+
+    return web.Response(text=json.dumps(data, ensure_ascii=False, default=str), status=status,
+                        content_type="application/json")
+
+
+def _authorised(daemon: Daemon, request: web.Request) -> web.Response | None:
+    """None when the request carries the right token; otherwise the refusal to send."""
+    env = daemon.loaded.config.daemon.token_env
+    token = os.environ.get(env)
+    if not token:
+        return _json({"ok": False, "error": f"actions over HTTP are disabled: set {env}"}, 403)
+    given = request.headers.get("Authorization", "")
+    if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].encode(), token.encode()):
+        return _json({"ok": False, "error": "missing or wrong bearer token"}, 401)
+    return None
+
+
+async def serve(daemon: Daemon) -> web.AppRunner:
+    from aiohttp import web
+
+    async def healthz(request: web.Request) -> web.Response:
+        ok, body = daemon.healthz()
+        return _json(body, 200 if ok else 503)
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=daemon.metrics.render(), content_type="text/plain", charset="utf-8")
+
+    async def outage(request: web.Request) -> web.Response:
+        refused = _authorised(daemon, request)
+        if refused:
+            return refused
+        try:
+            body = await request.json()
+        except ValueError:
+            return _json({"ok": False, "error": "body must be JSON: {\"reason\": ..., \"eta\": \"2h\"}"}, 400)
+        if not isinstance(body, dict) or not isinstance(body.get("reason"), str):
+            return _json({"ok": False, "error": "reason (text) is required"}, 400)
+        from continuity.cli.common import parse_eta
+
+        try:
+            eta = parse_eta(body.get("eta"), daemon.clock.now(), daemon.loaded.config.organisation.timezone)
+            result = daemon.engine.open(request.match_info["channel"], reason=body["reason"], eta=eta,
+                                        by=str(body.get("by") or "http"), source="http")
+        except ContinuityError as exc:
+            return _json({"ok": False, "error": str(exc)}, 400)
+        ran = await daemon.run_steps()
+        return _json({"ok": True, "situation": result.situation.id, "created": result.created,
+                      "ran": [r.as_dict() for r in ran]})
+
+    async def restore(request: web.Request) -> web.Response:
+        refused = _authorised(daemon, request)
+        if refused:
+            return refused
+        try:
+            body = await request.json() if request.can_read_body else {}
+        except ValueError:
+            body = {}
+        try:
+            result = daemon.engine.close(request.match_info["channel"], by=str(body.get("by") or "http"),
+                                         note=body.get("note"))
+        except ContinuityError as exc:
+            return _json({"ok": False, "error": str(exc)}, 400)
+        ran = await daemon.run_steps()
+        return _json({"ok": True, "closed": result.closed, "ran": [r.as_dict() for r in ran]})
+
+    async def tick(request: web.Request) -> web.Response:
+        refused = _authorised(daemon, request)
+        if refused:
+            return refused
+        ran = await daemon.run_steps()
+        return _json({"ok": True, "ran": [r.as_dict() for r in ran]})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/api/outage/{channel}", outage)
+    app.router.add_post("/api/restore/{channel}", restore)
+    app.router.add_post("/api/tick", tick)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    host, port = split_bind(daemon.bind)
+    await web.TCPSite(runner, host, port).start()
+    return runner

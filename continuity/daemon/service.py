@@ -1,0 +1,266 @@
+"""The daemon's loop: a probe job per channel, a job per pending ledger row at its due time, and the
+reactions to health changes. It decides nothing itself: outages are opened and closed through the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from continuity.checks import ChannelCheck, ProbeSet
+from continuity.clock import Clock
+from continuity.config.loader import LoadedConfig
+from continuity.daemon import FLAPPING_TEMPLATE, HEALTHY_TEMPLATE
+from continuity.daemon.metrics import Metrics
+from continuity.engine import Engine
+from continuity.logs import event
+from continuity.maintenance import active_window, advance, next_times
+from continuity.probes.health import ChannelHealth
+from continuity.runner import StepResult
+from continuity.store.sqlite import SqliteStore, ts
+
+# Rows planned by other processes (a person's `continuity outage`) are picked up this often; their steps
+# still run at their exact due times.
+RESYNC_EVERY = 5.0
+STOP_GRACE = 8.0
+
+
+
+class Daemon:
+    def __init__(self, loaded: LoadedConfig, store: SqliteStore, clock: Clock, log: logging.Logger,
+                 bind: str | None = None) -> None:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        self.loaded = loaded
+        self.bind = bind or loaded.config.daemon.bind
+        self.store = store
+        self.clock = clock
+        self.log = log
+        self.engine = Engine(loaded, store, clock)
+        self.probes = ProbeSet(loaded, clock)
+        self.health = {ch: ChannelHealth(spec.health) for ch, spec in loaded.config.channels.items()
+                       if spec.health is not None and ch in self.probes.probes}
+        self.metrics = Metrics()
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.stopping = asyncio.Event()
+        self.started_at: datetime | None = None
+        self.last_check: dict[str, ChannelCheck] = {}
+        self.last_cycle_at: dict[str, datetime] = {}
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._step_jobs: set[str] = set()
+
+    # lifecycle -------------------------------------------------------------------------------------------------
+
+    async def run(self, serve: bool = True) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        http = None
+        try:
+            await self.start()
+            if serve:
+                from continuity.daemon.http import serve as serve_http
+
+                http = await serve_http(self)
+            await self.stopping.wait()
+        finally:
+            await self.stop()
+            if http is not None:
+                await http.cleanup()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    async def start(self) -> None:
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        self.started_at = self.clock.now()
+        for sit in self.store.open_situations():
+            h = self.health.get(sit.channel)
+            if h is not None and sit.kind == "outage":
+                h.state = "down"  # an outage open before a restart needs recover_after passes to close
+        stale = self.engine.recover()
+        event(self.log, "daemon.start", f"watching {len(self.health)} channel(s); {len(stale)} interrupted step(s) "
+              "recovered", channels=list(self.health))
+        self.scheduler.start()
+        now = datetime.now(UTC)
+        for ch, h in self.health.items():
+            self.scheduler.add_job(self._job(self.cycle, ch), IntervalTrigger(seconds=h.spec.every.total_seconds()),
+                                   id=f"probe-{ch}", next_run_time=now, max_instances=1, coalesce=True,
+                                   misfire_grace_time=None)
+        self.scheduler.add_job(self._job(self.resync), IntervalTrigger(seconds=RESYNC_EVERY), id="resync",
+                               max_instances=1, coalesce=True, misfire_grace_time=None)
+        await self.run_steps()  # steps missed while the daemon was down run now, marked late
+
+    async def stop(self) -> None:
+        """Stop probing, let running steps finish (a bounded while), leave the rest to the next start."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        pending = [t for t in self._inflight if not t.done() and t is not asyncio.current_task()]
+        if pending:
+            done, not_done = await asyncio.wait(pending, timeout=STOP_GRACE)
+            for task in not_done:
+                task.cancel()
+        await self.probes.aclose()
+        event(self.log, "daemon.stop", "stopped; unfinished steps resume at the next start")
+
+    def _job(self, func: Callable[..., Awaitable[None]], *args: Any) -> Callable[[], Awaitable[None]]:
+        async def job() -> None:
+            if self.stopping.is_set():
+                return
+            task = asyncio.current_task()
+            if task is not None:
+                self._inflight.add(task)
+            try:
+                await func(*args)
+            except Exception:
+                self.log.exception("job failed", extra={"event": "daemon.error", "fields": {}})
+            finally:
+                if task is not None:
+                    self._inflight.discard(task)
+
+        return job
+
+    # probes and health -------------------------------------------------------------------------------------
+
+    async def cycle(self, channel: str) -> None:
+        check = await self.probes.check(channel)
+        now = self.clock.now()
+        health = self.health[channel]
+        events = health.observe(check.status, check.reason, now)
+        self.last_check[channel] = check
+        self.last_cycle_at[channel] = now
+        self.metrics.observe_check(channel, check.results, health)
+        for ev in events:
+            await self.react(channel, ev, check)
+
+    async def react(self, channel: str, ev: str, check: ChannelCheck) -> None:
+        sit = self.store.find_open("outage", channel)
+        spec = self.health[channel].spec
+        if ev == "went_down":
+            event(self.log, "channel.down", f"{channel} is down: {check.reason}", channel=channel)
+            window = active_window(self.engine, channel)
+            if window is not None:
+                event(self.log, "maintenance.quiet", f"{channel} is inside maintenance #{window.id}; no outage "
+                      "opened", channel=channel)
+            elif sit is None:
+                opened = self.engine.open(channel, reason=f"health checks failing: {check.reason}"[:500],
+                                          by="daemon", source="daemon")
+                event(self.log, "outage.opened", f"outage #{opened.situation.id} of {channel} opened",
+                      channel=channel, situation=opened.situation.id)
+            await self.run_steps()
+        elif ev == "recovered":
+            event(self.log, "channel.up", f"{channel} passes its health checks again", channel=channel)
+            if sit is None:
+                return
+            if sit.source == "daemon" or spec.close_manual:
+                self.engine.close(channel, by="daemon", note="health checks pass again")
+                event(self.log, "outage.closed", f"outage #{sit.id} of {channel} closed", channel=channel,
+                      situation=sit.id)
+            else:
+                self.engine.note(sit.id, "channel-healthy", HEALTHY_TEMPLATE)
+                event(self.log, "outage.kept", f"outage #{sit.id} was opened by {sit.opened_by}; staff told the "
+                      f"channel looks healthy", channel=channel, situation=sit.id)
+            await self.run_steps()
+        elif ev == "flapping":
+            event(self.log, "channel.flapping", f"{channel} is flapping; held down", logging.WARNING, channel=channel)
+            if sit is not None:
+                self.engine.note(sit.id, "channel-flapping", FLAPPING_TEMPLATE)
+                await self.run_steps()
+        elif ev in ("degraded", "degraded_cleared"):
+            event(self.log, f"channel.{ev}", f"{channel}: {ev.replace('_', ' ')} {check.reason}".rstrip(),
+                  channel=channel)
+
+    # steps ---------------------------------------------------------------------------------------------------
+
+    async def run_steps(self) -> list[StepResult]:
+        for what, window in advance(self.engine):
+            event(self.log, f"maintenance.{what}", f"maintenance #{window.id} of {window.channel} {what}",
+                  channel=window.channel, window=window.id)
+            h = self.health.get(window.channel)
+            if what == "ended" and h is not None and h.is_down and \
+                    self.store.find_open("outage", window.channel) is None:
+                opened = self.engine.open(window.channel, by="daemon", source="daemon",
+                                          reason=f"still down after maintenance #{window.id}: {h.last_reason}"[:500])
+                event(self.log, "outage.opened", f"outage #{opened.situation.id} of {window.channel} opened",
+                      channel=window.channel, situation=opened.situation.id)
+        results = await self.engine.run_due_async(inline=False)
+        for r in results:
+            outcome = r.state
+            self.metrics.steps.labels(outcome).inc()
+            if r.row.late:
+                self.metrics.steps.labels("late").inc()
+            level = logging.INFO if outcome == "done" else logging.WARNING
+            what = f"{r.row.step_id} (switch off)" if r.row.phase == "undo" else r.row.step_id
+            event(self.log, f"step.{outcome}", f"#{r.row.situation_id} {what} → {r.row.sink}: {outcome}"
+                  + (f" ({r.detail})" if outcome != "done" else ""), level, situation=r.row.situation_id,
+                  step=r.row.step_id, phase=r.row.phase, sink=r.row.sink, late=r.row.late)
+        self.sync_step_jobs()
+        self._update_gauges()
+        return results
+
+    async def resync(self) -> None:
+        self.engine.recover()
+        due = min([t for t in [self.store.next_due(), *next_times(self.engine)] if t is not None], default=None)
+        if due is not None and due <= self.clock.now():
+            await self.run_steps()
+        else:
+            self.sync_step_jobs()
+            self._update_gauges()
+
+    def sync_step_jobs(self) -> None:
+        """A date job for every pending ledger row at its exact due (or retry) time."""
+        from apscheduler.triggers.date import DateTrigger
+
+        if not self.scheduler.running:
+            return
+        live = {job.id for job in self.scheduler.get_jobs()}
+        self._step_jobs &= live
+        wanted: list[tuple[str, datetime]] = [(f"maintenance-{ts(when)}", when) for when in next_times(self.engine)]
+        for row in self.store.pending_steps():
+            when = row.next_retry_at if row.state == "failed" else row.due_at
+            if when is not None:
+                wanted.append((f"step-{row.id}-{ts(when)}", when))
+        for job_id, when in wanted:
+            if job_id in self._step_jobs:
+                continue
+            run_at = max(when, datetime.now(UTC) + timedelta(milliseconds=10))
+            self.scheduler.add_job(self._job(self.run_steps_job), DateTrigger(run_date=run_at), id=job_id,
+                                   misfire_grace_time=None, replace_existing=True)
+            self._step_jobs.add(job_id)
+
+    async def run_steps_job(self) -> None:
+        await self.run_steps()
+
+    def _update_gauges(self) -> None:
+        counts: dict[str, int] = {}
+        for sit in self.store.open_situations():
+            counts[sit.kind] = counts.get(sit.kind, 0) + 1
+        for kind in ("outage", "surge", "maintenance"):
+            self.metrics.situations_open.labels(kind).set(counts.get(kind, 0))
+
+    # views --------------------------------------------------------------------------------------------------
+
+    def healthz(self) -> tuple[bool, dict[str, Any]]:
+        """Alive and scheduling: the scheduler runs and every channel was probed recently."""
+        now = self.clock.now()
+        stale = []
+        for ch, h in self.health.items():
+            last = self.last_cycle_at.get(ch)
+            limit = 3 * h.spec.every + timedelta(seconds=30)
+            if (last is None and self.started_at is not None and now - self.started_at > limit) or (
+                    last is not None and now - last > limit):
+                stale.append(ch)
+        ok = self.scheduler.running and not stale and not self.stopping.is_set()
+        return ok, {
+            "ok": ok,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "scheduler_running": self.scheduler.running,
+            "stale_channels": stale,
+            "channels": {ch: {"state": h.state, "degraded": h.degraded,
+                              "last_check": self.last_cycle_at[ch].isoformat() if ch in self.last_cycle_at else None,
+                              "reason": h.last_reason} for ch, h in self.health.items()},
+        }

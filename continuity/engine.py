@@ -1,0 +1,395 @@
+"""The engine decides: it opens, updates and closes situations, plans their steps into the ledger, claims
+due steps for the runner and records what happened. The CLI, the daemon and drills all call this.
+
+Every action is written to the ledger as `planned` before it runs and marked `running` in the same
+transaction that claims it, so after a crash the ledger says exactly what may have happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from continuity.clock import Clock
+from continuity.config.loader import LoadedConfig, SinkInstance
+from continuity.config.models import Playbook, StepSpec
+from continuity.errors import InputError, OperationFailed
+from continuity.runner import Runner, StepResult, backoff
+from continuity.sinks.base import Outcome
+from continuity.store.records import SituationRecord, StepRecord
+from continuity.store.sqlite import SqliteStore
+
+APPLIED = ("done", "uncertain", "running")
+# An ETA that moves less than this is not news: typing `--eta 2h` again a few minutes later must not
+# re-announce to every customer.
+ETA_TOLERANCE = timedelta(minutes=10)
+
+
+def _proc_start(pid: int) -> str:
+    """The kernel's start time of a process: with the pid, it identifies the process across pid reuse."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "?"
+
+
+def current_owner() -> str:
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_proc_start(pid)}"
+
+
+def owner_alive(owner: str | None) -> bool:
+    """Is the process that claimed a step still running? Unknown hosts count as alive (never guess)."""
+    if not owner:
+        return False
+    try:
+        host, pid_text, start = owner.rsplit(":", 2)
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return True
+    return _proc_start(pid) == start and start != "?"
+
+
+@dataclass
+class OpenResult:
+    situation: SituationRecord
+    created: bool
+    eta_changed: bool = False
+    reason_changed: bool = False
+    planned: list[StepRecord] = field(default_factory=list)
+    results: list[StepResult] = field(default_factory=list)
+
+
+@dataclass
+class CloseResult:
+    situation: SituationRecord | None
+    closed: bool
+    results: list[StepResult] = field(default_factory=list)
+
+
+class Engine:
+    def __init__(self, loaded: LoadedConfig, store: SqliteStore, clock: Clock,
+                 *, sink_instances: dict[str, SinkInstance] | None = None) -> None:
+        self.loaded = loaded
+        self.store = store
+        self.clock = clock
+        self.sink_instances = sink_instances if sink_instances is not None else loaded.sinks
+        self.owner = current_owner()
+
+    # planning ---------------------------------------------------------------------------------------------
+
+    def _channel(self, channel: str) -> None:
+        if channel not in self.loaded.config.channels:
+            known = ", ".join(self.loaded.config.channels)
+            raise InputError(f"unknown channel {channel!r}; configured channels: {known}")
+
+    def playbook(self, situation: SituationRecord) -> Playbook:
+        pb = self.loaded.channel_playbooks.get(situation.channel)
+        if pb is not None and pb.name == situation.playbook:
+            return pb
+        return self.playbook_named(situation.playbook)
+
+    def playbook_named(self, name: str) -> Playbook:
+        """A playbook by name, loaded from the search path on first use (maintenance, plan B, …)."""
+        if name not in self.loaded.playbooks:
+            from continuity.config.loader import load_playbook
+
+            self.loaded.playbooks[name], self.loaded.documents[name] = load_playbook(name, self.loaded.playbook_dirs)
+        return self.loaded.playbooks[name]
+
+    def _plan(self, situation_id: int, phase: str, step: StepSpec, occurrence: int, due: datetime,
+              tag: str | int | None = None) -> list[int]:
+        ids = []
+        for sink_name in self.loaded.targets(step):
+            inst = self.sink_instances[sink_name]
+            key = f"s{situation_id}/{phase}/{step.id}/{tag if tag is not None else occurrence}/{sink_name}"
+            row_id = self.store.insert_step(
+                situation_id=situation_id, key=key, phase=phase, step_id=step.id, occurrence=occurrence,
+                action=step.action, sink=sink_name, template=step.template, reversible=step.reversible,
+                idempotent=inst.cls.idempotent,
+                every_s=int(step.every.total_seconds()) if step.every else None, due_at=due,
+            )
+            if row_id is not None:
+                ids.append(row_id)
+        return ids
+
+    def _went_out(self, situation_id: int, step_id: str) -> bool:
+        return any(r.step_id == step_id and r.state in ("done", "uncertain", "undone")
+                   for r in self.store.steps_for(situation_id))
+
+    # open / update ------------------------------------------------------------------------------------------
+
+    def open(self, channel: str, *, reason: str, eta: timedelta | datetime | None = None, by: str,
+             source: str = "cli", kind: str = "outage", playbook: str | None = None,
+             data: dict[str, Any] | None = None) -> OpenResult:
+        """Open an outage of a channel, or update the one already open (idempotent)."""
+        self._channel(channel)
+        if not reason.strip():
+            raise InputError("a reason is required: say what broke")
+        pb = self.playbook_named(playbook) if playbook else self.loaded.channel_playbooks[channel]
+        now = self.clock.now()
+        eta_at = now + eta if isinstance(eta, timedelta) else eta
+        self.recover()
+        with self.store.transaction():
+            existing = self.store.find_open(kind, channel)
+            if existing is None:
+                sid = self.store.insert_situation(kind=kind, channel=channel, playbook=pb.name, source=source,
+                                                  opened_by=by, reason=reason, eta=eta_at, opened_at=now, data=data)
+                self.store.add_event(sid, now, "opened",
+                                     f"{kind} of {channel} opened by {by} ({source}): {reason}"
+                                     + (f"; ETA {eta_at.isoformat()}" if eta_at else ""))
+                for step in pb.steps:
+                    self._plan(sid, "open", step, 1, now + step.after)
+                situation = self.store.get_situation(sid)
+                assert situation is not None
+                return OpenResult(situation, created=True, planned=self.store.steps_for(sid))
+            return self._update(existing, reason, eta_at, by, now)
+
+    def _update(self, sit: SituationRecord, reason: str, eta: datetime | None, by: str, now: datetime) -> OpenResult:
+        eta_changed = eta is not None and (sit.eta is None or abs(eta - sit.eta) > ETA_TOLERANCE)
+        reason_changed = reason != sit.reason
+        if reason_changed:
+            self.store.update_situation(sit.id, reason=reason)
+            self.store.add_event(sit.id, now, "updated", f"reason changed by {by}: {reason}")
+        if eta_changed:
+            revision = sit.revision + 1
+            self.store.update_situation(sit.id, eta=eta, revision=revision)
+            assert eta is not None
+            self.store.add_event(sit.id, now, "eta", f"ETA changed by {by} to {eta.isoformat()}")
+            pb = self.playbook(sit)
+            for step in pb.on_update:
+                if step.only_if and not self._went_out(sit.id, step.only_if):
+                    continue
+                self._plan(sit.id, "update", step, revision, now, tag=f"rev{revision}")
+            self._refresh(sit, revision, now)
+        updated = self.store.get_situation(sit.id)
+        assert updated is not None
+        return OpenResult(updated, created=False, eta_changed=eta_changed, reason_changed=reason_changed,
+                          planned=[r for r in self.store.steps_for(sit.id) if r.state == "planned"])
+
+    def _refresh(self, sit: SituationRecord, revision: int, now: datetime) -> None:
+        """Re-apply the customer-facing notices and banners already switched on, so they show what changed."""
+        refreshed: set[tuple[str, str]] = set()
+        specs = {s.id: s for s in self.playbook(sit).steps}
+        for row in self.store.steps_for(sit.id):
+            if row.reversible and row.state == "done" and row.phase in ("open", "update") \
+                    and (row.step_id, row.sink) not in refreshed and row.step_id in specs:
+                refreshed.add((row.step_id, row.sink))
+                spec = specs[row.step_id].model_copy(update={"to": row.sink})
+                self._plan(sit.id, "update", spec, revision, now, tag=f"refresh{revision}")
+
+    def refresh(self, situation_id: int, why: str) -> None:
+        """A new revision of an open situation's notices without an ETA change (a maintenance window began)."""
+        now = self.clock.now()
+        with self.store.transaction():
+            sit = self.store.get_situation(situation_id)
+            if sit is None or not sit.is_open:
+                return
+            self.store.update_situation(sit.id, revision=sit.revision + 1)
+            self.store.add_event(sit.id, now, "refreshed", why)
+            self._refresh(sit, sit.revision + 1, now)
+
+    # close ----------------------------------------------------------------------------------------------------
+
+    def close(self, channel: str, *, by: str, note: str | None = None, kind: str = "outage") -> CloseResult:
+        """Close the open situation of a channel: cancel what has not run, switch off what was switched on,
+        then run the playbook's close steps."""
+        self._channel(channel)
+        now = self.clock.now()
+        self.recover()
+        with self.store.transaction():
+            sit = self.store.find_open(kind, channel)
+            if sit is None:
+                return CloseResult(None, closed=False)
+            self.store.update_situation(sit.id, state="closed", closed_at=now, closed_by=by, note=note)
+            self.store.add_event(sit.id, now, "closed", f"closed by {by}" + (f": {note}" if note else ""))
+            rows = self.store.steps_for(sit.id)
+            for row in rows:
+                if row.state == "planned" or row.awaiting_retry:
+                    self.store.set_step(row.id, expect=("planned", "failed"), state="cancelled", finished_at=now,
+                                        detail="cancelled: the situation closed before it ran")
+            latest: dict[tuple[str, str], StepRecord] = {}
+            for row in rows:
+                if row.reversible and row.phase in ("open", "update") and (
+                        row.state in APPLIED or (row.state == "failed" and row.attempts > 0)):
+                    latest[(row.step_id, row.sink)] = row
+            for (step_id, sink_name), row in latest.items():
+                self.store.insert_step(
+                    situation_id=sit.id, key=f"s{sit.id}/undo/{step_id}/{sink_name}", phase="undo",
+                    step_id=step_id, occurrence=1, action=row.action, sink=sink_name, template=row.template,
+                    reversible=False, idempotent=row.idempotent, every_s=None, due_at=now, undo_of=row.id,
+                )
+            closed = self.store.get_situation(sit.id)
+            assert closed is not None
+            for step in self.playbook(closed).on_close:
+                if step.only_if and not self._went_out(sit.id, step.only_if):
+                    self.store.add_event(sit.id, now, "skipped",
+                                         f"{step.id} skipped: {step.only_if} never went out")
+                    continue
+                self._plan(sit.id, "close", step, 1, now)
+            return CloseResult(closed, closed=True)
+
+    def note(self, situation_id: int, step_id: str, template: str, *, to: str = "staff") -> list[int]:
+        """Plan a one-off message about an open situation (the daemon telling staff a channel looks healthy
+        or is flapping). Each call is a new message; it runs with the next due steps."""
+        from continuity.config.models import StepSpec
+
+        now = self.clock.now()
+        with self.store.transaction():
+            n = 1 + len({r.occurrence for r in self.store.steps_for(situation_id)
+                         if r.phase == "note" and r.step_id == step_id})
+            step = StepSpec(id=step_id, action="notify", to=to, template=template)
+            self.store.add_event(situation_id, now, "note", f"{step_id} planned")
+            return self._plan(situation_id, "note", step, n, now)
+
+    # running ----------------------------------------------------------------------------------------------------
+
+    def recover(self) -> list[StepRecord]:
+        """Rows left `running` by a process that died: re-run idempotent ones, flag the others `uncertain`."""
+        stale = [r for r in self.store.running_steps() if not owner_alive(r.owner)]
+        if not stale:
+            return []
+        now = self.clock.now()
+        with self.store.transaction():
+            for row in stale:
+                if row.idempotent:
+                    self.store.set_step(row.id, expect=("running",), state="planned", owner=None,
+                                        detail="interrupted by a crash; will run again (the sink is idempotent)")
+                else:
+                    self.store.set_step(row.id, expect=("running",), state="uncertain", owner=None, finished_at=now,
+                                        last_error="interrupted by a crash while sending: it may or may not have "
+                                                   "gone out; check, then `continuity confirm`")
+                    self.store.add_event(row.situation_id, now, "uncertain",
+                                         f"{row.step_id} → {row.sink}: outcome unknown after a crash")
+        return stale
+
+    def claim_due(self, situation_ids: Sequence[int] | None = None) -> list[StepRecord]:
+        """Mark every due row `running` (owned by this process) and plan the next run of repeating steps."""
+        now = self.clock.now()
+        claimed = []
+        with self.store.transaction():
+            for row in self.store.due_steps(now, situation_ids):
+                late = row.state == "planned" and (now - row.due_at) > timedelta(minutes=2)
+                if not self.store.set_step(row.id, expect=("planned", "failed"), state="running", owner=self.owner,
+                                           started_at=now, attempts=row.attempts + 1, late=late or row.late):
+                    continue
+                if row.every_s and row.phase == "open":
+                    step_due = row.due_at + timedelta(seconds=row.every_s)
+                    while step_due <= now:  # a long gap sends one reminder now, not a burst of missed ones
+                        step_due += timedelta(seconds=row.every_s)
+                    self.store.insert_step(
+                        situation_id=row.situation_id,
+                        key=row.key.rsplit("/", 2)[0] + f"/{row.occurrence + 1}/{row.sink}",
+                        phase=row.phase, step_id=row.step_id, occurrence=row.occurrence + 1, action=row.action,
+                        sink=row.sink, template=row.template, reversible=row.reversible, idempotent=row.idempotent,
+                        every_s=row.every_s, due_at=step_due,
+                    )
+                claimed_row = self.store.get_step(row.id)
+                assert claimed_row is not None
+                claimed.append(claimed_row)
+        return claimed
+
+    def reclaim(self, row: StepRecord) -> StepRecord | None:
+        """Take a failed row back for an inline retry, unless it was cancelled or taken meanwhile."""
+        with self.store.transaction():
+            if not self.store.set_step(row.id, expect=("failed",), state="running", owner=self.owner,
+                                       attempts=row.attempts + 1, started_at=self.clock.now()):
+                return None
+            return self.store.get_step(row.id)
+
+    def record_outcome(self, row: StepRecord, outcome: Outcome) -> tuple[StepRecord, str, timedelta | None]:
+        """Write a sink's outcome to the ledger; return the row, its new state and the retry delay if any."""
+        now = self.clock.now()
+        policy = self.loaded.config.retry
+        delay: timedelta | None = None
+        with self.store.transaction():
+            if outcome.ok:
+                state = "done"
+                self.store.set_step(row.id, expect=("running",), state="done", finished_at=now,
+                                    owner=None, detail=outcome.detail[:2000], next_retry_at=None)
+                if row.phase == "undo" and row.undo_of is not None:
+                    for other in self.store.steps_for(row.situation_id):
+                        if other.step_id == row.step_id and other.sink == row.sink and other.phase != "undo" \
+                                and other.state in ("done", "uncertain"):
+                            self.store.set_step(other.id, state="undone", finished_at=now)
+            else:
+                state = "failed"
+                retryable = outcome.status == "retryable" and row.attempts < policy.attempts
+                if retryable:
+                    delay = backoff(row.attempts, policy.first_delay, policy.max_delay)
+                self.store.set_step(row.id, expect=("running",), state="failed", owner=None,
+                                    last_error=outcome.detail[:2000],
+                                    next_retry_at=now + delay if delay is not None else None,
+                                    finished_at=None if delay is not None else now)
+                if delay is None:
+                    self.store.add_event(row.situation_id, now, "failed",
+                                         f"{row.step_id} → {row.sink} failed after {row.attempts} attempt(s): "
+                                         f"{outcome.detail}")
+        updated = self.store.get_step(row.id)
+        assert updated is not None
+        return updated, state, delay
+
+    async def run_due_async(self, situation_ids: Sequence[int] | None = None, inline: bool = True) -> list[StepResult]:
+        runner = Runner(self)
+        try:
+            results: list[StepResult] = []
+            # Running close steps can make undo rows due (an undo waits for its target), so loop until quiet.
+            for _ in range(5):
+                rows = self.claim_due(situation_ids)
+                if not rows:
+                    break
+                results.extend(await runner.run(rows, inline=inline))
+            return results
+        finally:
+            await runner.aclose()
+
+    def run_due(self, situation_ids: Sequence[int] | None = None, inline: bool = True) -> list[StepResult]:
+        self.recover()
+        if situation_ids is None:
+            from continuity.maintenance import advance
+
+            advance(self)
+        return asyncio.run(self.run_due_async(situation_ids, inline))
+
+    def confirm(self, step_row_id: int, *, sent: bool, by: str) -> StepRecord:
+        """The operator settles an `uncertain` step: it went out (done) or it did not (run it again)."""
+        row = self.store.get_step(step_row_id)
+        if row is None:
+            raise InputError(f"no step with id {step_row_id}")
+        if row.state != "uncertain":
+            raise InputError(f"step {step_row_id} is {row.state}, not uncertain")
+        now = self.clock.now()
+        with self.store.transaction():
+            if sent:
+                self.store.set_step(row.id, expect=("uncertain",), state="done", finished_at=now,
+                                    detail=f"confirmed sent by {by}")
+            else:
+                self.store.set_step(row.id, expect=("uncertain",), state="failed", next_retry_at=now,
+                                    last_error=f"confirmed not sent by {by}; sending again")
+            self.store.add_event(row.situation_id, now, "confirmed",
+                                 f"{row.step_id} → {row.sink} confirmed {'sent' if sent else 'not sent'} by {by}")
+        updated = self.store.get_step(row.id)
+        assert updated is not None
+        return updated
+
+
+def failures(results: list[StepResult]) -> list[StepResult]:
+    return [r for r in results if r.state in ("failed", "uncertain")]
+
+
+def raise_if_failed(results: list[StepResult]) -> None:
+    bad = failures(results)
+    if bad:
+        raise OperationFailed("; ".join(f"{r.row.step_id} → {r.row.sink}: {r.detail}" for r in bad))
+
+
+def summary(results: list[StepResult]) -> dict[str, Any]:
+    return {"ran": len(results), "failed": len(failures(results))}

@@ -1,0 +1,83 @@
+"""The contract every probe fills: one check, one ProbeResult, never an exception.
+
+A probe observes and nothing else: it knows nothing of situations or sinks. Health (hysteresis, flapping)
+and the decision to open an outage live elsewhere.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from continuity.clock import Clock
+from continuity.config.models import Duration
+
+Status = Literal["up", "degraded", "down"]
+
+
+class ProbeSettings(BaseModel):
+    """Settings shared by every probe type; unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+    name: str | None = Field(default=None, description="label in tables and metrics (default: the type)")
+    timeout: Duration = timedelta(seconds=5)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    status: Status
+    latency: float
+    reason: str = ""
+    probe: str = ""
+
+    @property
+    def up(self) -> bool:
+        return self.status == "up"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"probe": self.probe, "status": self.status, "latency_ms": round(self.latency * 1000, 1),
+                "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    base_dir: Path
+    clock: Clock
+
+
+class Probe:
+    """Base class: set the class attributes, implement `check`. `check` must not raise for a failing peer:
+    return a `down` result with the reason (the caller still guards against bugs and enforces the timeout)."""
+
+    type_name: ClassVar[str]
+    Settings: ClassVar[type[ProbeSettings]] = ProbeSettings
+    description: ClassVar[str] = ""
+
+    def __init__(self, settings: ProbeSettings, context: ProbeContext) -> None:
+        self.settings = settings
+        self.context = context
+
+    @property
+    def label(self) -> str:
+        return self.settings.name or self.type_name
+
+    @property
+    def timeout(self) -> float:
+        return self.settings.timeout.total_seconds()
+
+    async def check(self) -> ProbeResult:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release pooled clients; called once when the daemon stops."""
+
+    # helpers for subclasses
+    def result(self, status: Status, started: float, reason: str = "") -> ProbeResult:
+        return ProbeResult(status, time.perf_counter() - started, reason, self.label)

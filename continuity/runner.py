@@ -1,0 +1,140 @@
+"""Executes claimed ledger rows: render, apply (or undo) through the sink, retry with backoff, record.
+
+Retry lives here once, not in every sink: a sink returns an Outcome, the runner decides. Rows run
+concurrently, each with its own retries, so one failing sink never holds up the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from continuity.actions import ACTIONS
+from continuity.errors import ContinuityError
+from continuity.sinks.base import Action, Outcome, Rendered, Sink, SinkContext
+from continuity.store.records import StepRecord
+from continuity.templating import TemplateCatalog
+from continuity.variables import template_context
+
+if TYPE_CHECKING:
+    from continuity.engine import Engine
+
+SINK_TIMEOUT = 60.0
+
+
+@dataclass
+class StepResult:
+    row: StepRecord
+    state: str
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.row.id,
+            "situation_id": self.row.situation_id,
+            "step": self.row.step_id,
+            "phase": self.row.phase,
+            "sink": self.row.sink,
+            "action": self.row.action,
+            "state": self.state,
+            "attempts": self.row.attempts,
+            "detail": self.detail,
+        }
+
+
+def backoff(attempt: int, first: timedelta, cap: timedelta) -> timedelta:
+    """Delay before retry number `attempt` (1-based): first, 2×first, 4×first, … capped."""
+    delay: timedelta = first * (2 ** max(0, attempt - 1))
+    return min(cap, delay)
+
+
+class Runner:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.catalog = TemplateCatalog(engine.loaded)
+        self._sinks: dict[str, Sink] = {}
+
+    def sink(self, name: str) -> Sink:
+        sink = self._sinks.get(name)
+        if sink is None:
+            inst = self.engine.sink_instances[name]
+            sink = inst.cls(name, inst.settings, SinkContext(self.engine.loaded.base_dir, self.engine.clock))
+            self._sinks[name] = sink
+        return sink
+
+    async def aclose(self) -> None:
+        for sink in self._sinks.values():
+            await sink.aclose()
+        self._sinks.clear()
+
+    def build_action(self, row: StepRecord) -> Action:
+        engine = self.engine
+        situation = engine.store.get_situation(row.situation_id)
+        assert situation is not None
+        target = engine.store.get_step(row.undo_of) if row.undo_of else None
+        kind = ACTIONS[row.action]
+        now = engine.clock.now()
+        playbook = engine.loaded.playbooks.get(situation.playbook)
+        messages: list[Rendered] = []
+        for locale in self.catalog.locales_for(kind.audience):
+            ctx = template_context(engine.loaded, situation, playbook, locale, now,
+                                   step_id=row.step_id, occurrence=row.occurrence)
+            messages.append(self.catalog.render(row.template, locale, ctx))
+        return Action(
+            key=row.key,
+            operation="undo" if row.phase == "undo" else "apply",
+            kind=row.action,
+            situation_id=row.situation_id,
+            step_id=row.step_id,
+            channel=situation.channel,
+            audience=kind.audience,
+            messages=messages,
+            facts={
+                "situation_kind": situation.kind,
+                "reason": situation.reason,
+                "eta": situation.eta.isoformat() if situation.eta else None,
+                "opened_at": situation.opened_at.isoformat(),
+                "closed_at": situation.closed_at.isoformat() if situation.closed_at else None,
+                "revision": situation.revision,
+                "occurrence": row.occurrence,
+            },
+            created_at=row.due_at,
+            target_key=target.key if target else None,
+        )
+
+    async def _attempt(self, row: StepRecord) -> Outcome:
+        try:
+            action = self.build_action(row)
+        except ContinuityError as exc:
+            return Outcome.fail(str(exc))
+        sink = self.sink(row.sink)
+        call = sink.undo(action) if action.operation == "undo" else sink.apply(action)
+        try:
+            return await asyncio.wait_for(call, SINK_TIMEOUT)
+        except TimeoutError:
+            return Outcome.retry(f"sink {row.sink!r} did not answer within {SINK_TIMEOUT:.0f}s")
+        except Exception as exc:  # a sink bug must not stop the other steps
+            return Outcome.retry(f"sink {row.sink!r} raised {type(exc).__name__}: {exc}")
+
+    async def run_row(self, row: StepRecord, inline: bool = True) -> StepResult:
+        """Run one claimed row to an outcome, retrying inline while the delay fits the inline budget."""
+        policy = self.engine.loaded.config.retry
+        budget = policy.inline_budget.total_seconds() if inline else 0.0
+        while True:
+            outcome = await self._attempt(row)
+            row, state, delay = self.engine.record_outcome(row, outcome)
+            if state != "failed" or delay is None or delay.total_seconds() > budget:
+                return StepResult(row, state, outcome.detail)
+            budget -= delay.total_seconds()
+            await asyncio.sleep(delay.total_seconds())
+            reclaimed = self.engine.reclaim(row)
+            if reclaimed is None:  # someone else took it, or the situation closed meanwhile
+                return StepResult(row, state, outcome.detail)
+            row = reclaimed
+
+    async def run(self, rows: list[StepRecord], inline: bool = True) -> list[StepResult]:
+        if not rows:
+            return []
+        return list(await asyncio.gather(*(self.run_row(r, inline) for r in rows)))

@@ -1,0 +1,177 @@
+"""Email through the team's own SMTP server, one message per recipient.
+
+One message per recipient so each carries a Message-ID derived from the action key and that recipient:
+mail systems that deduplicate by Message-ID then drop a resend after an uncertain crash. Recipients this
+process already delivered an action to are skipped when the runner retries the action, so a temporary
+failure for one address does not send the others a second copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from continuity.config.envrefs import Secret
+from continuity.sinks.base import Action, Outcome, Sink, SinkContext, SinkSettings
+
+LOCALE_SEPARATOR = "\n\n" + "-" * 40 + "\n\n"
+
+
+class EmailSettings(SinkSettings):
+    """SMTP server, login and addresses."""
+
+    host: str = "localhost"
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password: Secret | None = None
+    sender: str
+    to: list[str] = Field(min_length=1)
+    timeout: float = Field(default=30, gt=0)
+
+    @field_validator("sender")
+    @classmethod
+    def _sender_is_address(cls, value: str) -> str:
+        return _check_address(value)
+
+    @field_validator("to")
+    @classmethod
+    def _to_are_addresses(cls, value: list[str]) -> list[str]:
+        return [_check_address(v) for v in value]
+
+    @model_validator(mode="after")
+    def _login_pair(self) -> EmailSettings:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together: set both or neither")
+        return self
+
+
+def _check_address(value: str) -> str:
+    # Newlines would let a value smuggle extra headers into the message.
+    if "\n" in value or "\r" in value or "@" not in parseaddr(value)[1]:
+        raise ValueError(f"{value!r} is not an email address")
+    return value
+
+
+def envelope_address(value: str) -> str:
+    """The bare address of `Name <a@b>` (SMTP wants that in MAIL FROM / RCPT TO)."""
+    return parseaddr(value)[1]
+
+
+def message_id(action_key: str, recipient: str) -> str:
+    """Deterministic per action and recipient, so a resend can be recognised as the same message."""
+    digest = hashlib.sha256((action_key + recipient).encode("utf-8")).hexdigest()[:32]
+    return f"<{digest}@continuity>"
+
+
+def joined_body(action: Action) -> str:
+    """Every locale's body, primary first, separated by a line of dashes."""
+    return LOCALE_SEPARATOR.join(r.body.strip("\n") for r in action.messages) + "\n"
+
+
+class EmailSink(Sink):
+    """Sends each action as a plain-text email to every address in `to`."""
+
+    type_name = "email"
+    Settings = EmailSettings
+    actions = frozenset({"notify", "notice", "post"})
+    idempotent = False
+    reversible = False
+    description = "a plain-text email through your SMTP server, one message per recipient"
+
+    settings: EmailSettings
+
+    def __init__(self, name: str, settings: SinkSettings, context: SinkContext) -> None:
+        super().__init__(name, settings, context)
+        # (action key, recipient) pairs delivered by this process: a retry only goes to the rest.
+        self._delivered: set[tuple[str, str]] = set()
+
+    def build(self, action: Action, recipient: str) -> EmailMessage:
+        msg = EmailMessage()
+        msg["From"] = self.settings.sender
+        msg["To"] = recipient
+        msg["Subject"] = action.primary.subject
+        msg["Date"] = format_datetime(self.context.clock.now())
+        msg["Message-ID"] = message_id(action.key, envelope_address(recipient))
+        # Tells auto-responders and out-of-office replies to stay quiet (RFC 3834; the second for Exchange).
+        msg["Auto-Submitted"] = "auto-generated"
+        msg["X-Auto-Response-Suppress"] = "All"
+        msg["Content-Language"] = action.primary.locale
+        msg.set_content(joined_body(action))
+        return msg
+
+    async def apply(self, action: Action) -> Outcome:
+        import aiosmtplib
+
+        if not action.messages:
+            return Outcome.fail("the step rendered no message to send")
+        pending = [r for r in self.settings.to if (action.key, r) not in self._delivered]
+        if not pending:
+            return Outcome.success("already sent to every recipient")
+        s = self.settings
+        smtp = aiosmtplib.SMTP(
+            hostname=s.host,
+            port=s.port,
+            use_tls=s.security == "tls",
+            start_tls=s.security == "starttls",
+            username=s.username,
+            password=s.password.get_secret_value() if s.password is not None else None,
+            timeout=s.timeout,
+        )
+        sent = 0
+        try:
+            # One connection for all recipients of this action.
+            async with smtp:
+                for recipient in pending:
+                    await smtp.send_message(
+                        self.build(action, recipient),
+                        sender=envelope_address(s.sender),
+                        recipients=[envelope_address(recipient)],
+                    )
+                    self._delivered.add((action.key, recipient))
+                    sent += 1
+        except aiosmtplib.SMTPException as exc:
+            return self._judge(exc, sent, len(pending))
+        except OSError as exc:
+            where = self._where(sent, len(pending))
+            return Outcome.retry(f"{where}connection to the mail server failed ({type(exc).__name__})")
+        return Outcome.success(f"sent to {sent} recipient(s)")
+
+    def _where(self, sent: int, total: int) -> str:
+        return f"sent to {sent} of {total} recipient(s), then: " if sent else ""
+
+    def _judge(self, exc: Exception, sent: int, total: int) -> Outcome:
+        """SMTP 4xx, timeouts and dropped connections are temporary; 5xx and refused logins are not."""
+        import aiosmtplib
+
+        where = self._where(sent, total)
+        if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
+            exc = exc.recipients[0]
+        if isinstance(exc, aiosmtplib.SMTPTimeoutError):
+            return Outcome.retry(f"{where}the mail server did not answer within {self.settings.timeout:g}s")
+        if isinstance(exc, aiosmtplib.SMTPResponseException):
+            # Before the connection check: a greeting of 421 or 554 is a connect error with a code.
+            answer = f"{where}the mail server answered {exc.code} {self._scrub(exc.message)}".rstrip()
+            if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+                answer += " (login refused)"
+            return Outcome.retry(answer) if 400 <= exc.code < 500 else Outcome.fail(answer)
+        if isinstance(exc, aiosmtplib.SMTPConnectError | aiosmtplib.SMTPServerDisconnected):
+            s = self.settings
+            return Outcome.retry(f"{where}cannot reach the mail server at {s.host}:{s.port}")
+        # What is left is raised by the client itself about the server's abilities (no STARTTLS, no AUTH,
+        # no SMTPUTF8): a setting to change, not something a retry fixes.
+        message = self._scrub(getattr(exc, "message", "") or str(exc))
+        return Outcome.fail(f"{where}{message} (check the email sink's security and login settings)")
+
+    def _scrub(self, text: str) -> str:
+        # Servers echo parts of what they were sent; make sure the password is never passed on.
+        text = " ".join(str(text).split())[:200]
+        if self.settings.password is not None:
+            secret = self.settings.password.get_secret_value()
+            if secret:
+                text = text.replace(secret, "**********")
+        return text

@@ -1,0 +1,354 @@
+"""SQLite store: WAL, numbered migrations, and write transactions that serialise concurrent processes.
+
+Every write happens inside `transaction()` (BEGIN IMMEDIATE), so two `continuity outage phone` started at
+the same moment queue up on the database lock and the second sees the first's situation.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from continuity.store.records import EventRecord, MaintenanceRecord, SituationRecord, StepRecord
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE situations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        playbook TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('open', 'closed')),
+        source TEXT NOT NULL,
+        opened_by TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        eta TEXT,
+        note TEXT,
+        revision INTEGER NOT NULL DEFAULT 0,
+        opened_at TEXT NOT NULL,
+        closed_at TEXT,
+        closed_by TEXT,
+        data TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE UNIQUE INDEX situations_one_open ON situations (kind, channel) WHERE state = 'open';
+    CREATE TABLE steps (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        situation_id INTEGER NOT NULL REFERENCES situations (id),
+        key TEXT NOT NULL UNIQUE,
+        phase TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        occurrence INTEGER NOT NULL,
+        action TEXT NOT NULL,
+        sink TEXT NOT NULL,
+        template TEXT NOT NULL,
+        reversible INTEGER NOT NULL,
+        idempotent INTEGER NOT NULL,
+        every_s INTEGER,
+        undo_of INTEGER REFERENCES steps (id),
+        due_at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        next_retry_at TEXT,
+        started_at TEXT,
+        finished_at TEXT,
+        owner TEXT,
+        late INTEGER NOT NULL DEFAULT 0,
+        detail TEXT
+    );
+    CREATE INDEX steps_by_state ON steps (state, due_at);
+    CREATE INDEX steps_by_situation ON steps (situation_id);
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        situation_id INTEGER NOT NULL REFERENCES situations (id),
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX events_by_situation ON events (situation_id, id);
+    """,
+    """
+    CREATE TABLE maintenance (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        channel TEXT NOT NULL,
+        starts_at TEXT NOT NULL,
+        ends_at TEXT NOT NULL,
+        notice_s INTEGER NOT NULL DEFAULT 0,
+        reason TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('scheduled', 'announced', 'active', 'done', 'cancelled')),
+        situation_id INTEGER REFERENCES situations (id),
+        created_by TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX maintenance_by_state ON maintenance (state, starts_at);
+    """,
+]
+
+
+def ts(dt: datetime | None) -> str | None:
+    """Fixed-width UTC ISO text, so string order is time order."""
+    if dt is None:
+        return None
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_ts(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def _dt(text: str) -> datetime:
+    value = from_ts(text)
+    assert value is not None
+    return value
+
+
+class SqliteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0, check_same_thread=False)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA busy_timeout = 30000")
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = FULL")
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        self._depth = 0
+        self._migrate()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _migrate(self) -> None:
+        with self.transaction():
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version = {number}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A write transaction; nested calls join the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self.conn.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self.conn.execute("COMMIT")
+
+    # situations ---------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _situation(row: sqlite3.Row) -> SituationRecord:
+        return SituationRecord(
+            id=row["id"], kind=row["kind"], channel=row["channel"], playbook=row["playbook"], state=row["state"],
+            source=row["source"], opened_by=row["opened_by"], reason=row["reason"], eta=from_ts(row["eta"]),
+            note=row["note"], revision=row["revision"], opened_at=_dt(row["opened_at"]),
+            closed_at=from_ts(row["closed_at"]), closed_by=row["closed_by"], data=json.loads(row["data"]),
+        )
+
+    def find_open(self, kind: str, channel: str) -> SituationRecord | None:
+        row = self.conn.execute(
+            "SELECT * FROM situations WHERE kind = ? AND channel = ? AND state = 'open'", (kind, channel)
+        ).fetchone()
+        return self._situation(row) if row else None
+
+    def get_situation(self, situation_id: int) -> SituationRecord | None:
+        row = self.conn.execute("SELECT * FROM situations WHERE id = ?", (situation_id,)).fetchone()
+        return self._situation(row) if row else None
+
+    def open_situations(self) -> list[SituationRecord]:
+        rows = self.conn.execute("SELECT * FROM situations WHERE state = 'open' ORDER BY id").fetchall()
+        return [self._situation(r) for r in rows]
+
+    def situations_since(self, since: datetime) -> list[SituationRecord]:
+        rows = self.conn.execute(
+            "SELECT * FROM situations WHERE opened_at >= ? OR closed_at >= ? OR state = 'open' ORDER BY id",
+            (ts(since), ts(since)),
+        ).fetchall()
+        return [self._situation(r) for r in rows]
+
+    def insert_situation(self, *, kind: str, channel: str, playbook: str, source: str, opened_by: str,
+                         reason: str, eta: datetime | None, opened_at: datetime,
+                         data: dict[str, Any] | None = None) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO situations (kind, channel, playbook, state, source, opened_by, reason, eta, opened_at, data)"
+            " VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?, ?)",
+            (kind, channel, playbook, source, opened_by, reason, ts(eta), ts(opened_at), json.dumps(data or {})),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def update_situation(self, situation_id: int, **fields: Any) -> None:
+        allowed = {"reason", "eta", "note", "revision", "state", "closed_at", "closed_by", "data"}
+        sets, values = [], []
+        for name, value in fields.items():
+            if name not in allowed:
+                raise KeyError(name)
+            if isinstance(value, datetime):
+                value = ts(value)
+            elif name == "data":
+                value = json.dumps(value)
+            sets.append(f"{name} = ?")
+            values.append(value)
+        self.conn.execute(f"UPDATE situations SET {', '.join(sets)} WHERE id = ?", (*values, situation_id))
+
+    # steps (the ledger) -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _step(row: sqlite3.Row) -> StepRecord:
+        return StepRecord(
+            id=row["id"], situation_id=row["situation_id"], key=row["key"], phase=row["phase"],
+            step_id=row["step_id"], occurrence=row["occurrence"], action=row["action"], sink=row["sink"],
+            template=row["template"], reversible=bool(row["reversible"]), idempotent=bool(row["idempotent"]),
+            every_s=row["every_s"], undo_of=row["undo_of"], due_at=_dt(row["due_at"]), state=row["state"],
+            attempts=row["attempts"], last_error=row["last_error"], next_retry_at=from_ts(row["next_retry_at"]),
+            started_at=from_ts(row["started_at"]), finished_at=from_ts(row["finished_at"]), owner=row["owner"],
+            late=bool(row["late"]), detail=row["detail"],
+        )
+
+    def insert_step(self, *, situation_id: int, key: str, phase: str, step_id: str, occurrence: int, action: str,
+                    sink: str, template: str, reversible: bool, idempotent: bool, every_s: int | None,
+                    due_at: datetime, undo_of: int | None = None, state: str = "planned") -> int | None:
+        """Plan a step; a key that exists already is left alone (planning twice is harmless)."""
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO steps (situation_id, key, phase, step_id, occurrence, action, sink, template,"
+            " reversible, idempotent, every_s, undo_of, due_at, state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (situation_id, key, phase, step_id, occurrence, action, sink, template, int(reversible),
+             int(idempotent), every_s, undo_of, ts(due_at), state),
+        )
+        return cur.lastrowid if cur.rowcount else None
+
+    def steps_for(self, situation_id: int) -> list[StepRecord]:
+        rows = self.conn.execute(
+            "SELECT * FROM steps WHERE situation_id = ? ORDER BY due_at, id", (situation_id,)
+        ).fetchall()
+        return [self._step(r) for r in rows]
+
+    def get_step(self, step_row_id: int) -> StepRecord | None:
+        row = self.conn.execute("SELECT * FROM steps WHERE id = ?", (step_row_id,)).fetchone()
+        return self._step(row) if row else None
+
+    def due_steps(self, now: datetime, situation_ids: Sequence[int] | None = None) -> list[StepRecord]:
+        """Planned steps whose time has come and failed steps whose retry is due, oldest first.
+
+        An undo waits while the step it switches off is still running somewhere.
+        """
+        sql = (
+            "SELECT s.* FROM steps s LEFT JOIN steps t ON s.undo_of = t.id"
+            " WHERE ((s.state = 'planned' AND s.due_at <= ?) OR (s.state = 'failed' AND s.next_retry_at <= ?))"
+            " AND (t.id IS NULL OR t.state != 'running')"
+        )
+        args: list[Any] = [ts(now), ts(now)]
+        if situation_ids is not None:
+            sql += f" AND s.situation_id IN ({','.join('?' * len(situation_ids))})"
+            args.extend(situation_ids)
+        rows = self.conn.execute(sql + " ORDER BY s.due_at, s.id", args).fetchall()
+        return [self._step(r) for r in rows]
+
+    def next_due(self) -> datetime | None:
+        row = self.conn.execute(
+            "SELECT MIN(t) FROM (SELECT MIN(due_at) AS t FROM steps WHERE state = 'planned'"
+            " UNION ALL SELECT MIN(next_retry_at) FROM steps WHERE state = 'failed')"
+        ).fetchone()
+        return from_ts(row[0]) if row and row[0] else None
+
+    def pending_steps(self) -> list[StepRecord]:
+        """Rows that will need running: planned, or failed with a retry time."""
+        rows = self.conn.execute(
+            "SELECT * FROM steps WHERE state = 'planned' OR (state = 'failed' AND next_retry_at IS NOT NULL)"
+            " ORDER BY id"
+        ).fetchall()
+        return [self._step(r) for r in rows]
+
+    def running_steps(self) -> list[StepRecord]:
+        rows = self.conn.execute("SELECT * FROM steps WHERE state = 'running' ORDER BY id").fetchall()
+        return [self._step(r) for r in rows]
+
+    def set_step(self, step_row_id: int, *, expect: Sequence[str] | None = None, **fields: Any) -> bool:
+        """Update a ledger row; with `expect`, only if it is still in one of those states (a claim)."""
+        allowed = {"state", "attempts", "last_error", "next_retry_at", "started_at", "finished_at", "owner",
+                   "late", "detail", "due_at"}
+        sets, values = [], []
+        for name, value in fields.items():
+            if name not in allowed:
+                raise KeyError(name)
+            if isinstance(value, datetime):
+                value = ts(value)
+            elif isinstance(value, bool):
+                value = int(value)
+            sets.append(f"{name} = ?")
+            values.append(value)
+        sql = f"UPDATE steps SET {', '.join(sets)} WHERE id = ?"
+        values.append(step_row_id)
+        if expect:
+            sql += f" AND state IN ({','.join('?' * len(expect))})"
+            values.extend(expect)
+        return self.conn.execute(sql, values).rowcount == 1
+
+    # timeline -----------------------------------------------------------------------------------------
+
+    def add_event(self, situation_id: int, at: datetime, kind: str, message: str) -> None:
+        self.conn.execute(
+            "INSERT INTO events (situation_id, at, kind, message) VALUES (?, ?, ?, ?)",
+            (situation_id, ts(at), kind, message),
+        )
+
+    def events_for(self, situation_id: int) -> list[EventRecord]:
+        rows = self.conn.execute(
+            "SELECT * FROM events WHERE situation_id = ? ORDER BY id", (situation_id,)
+        ).fetchall()
+        return [EventRecord(r["id"], r["situation_id"], _dt(r["at"]), r["kind"], r["message"]) for r in rows]
+
+    # maintenance windows -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _maintenance(row: sqlite3.Row) -> MaintenanceRecord:
+        return MaintenanceRecord(
+            id=row["id"], channel=row["channel"], starts_at=_dt(row["starts_at"]), ends_at=_dt(row["ends_at"]),
+            notice_s=row["notice_s"], reason=row["reason"], state=row["state"], situation_id=row["situation_id"],
+            created_by=row["created_by"], created_at=_dt(row["created_at"]),
+        )
+
+    def insert_maintenance(self, *, channel: str, starts_at: datetime, ends_at: datetime, notice_s: int,
+                           reason: str, created_by: str, created_at: datetime) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO maintenance (channel, starts_at, ends_at, notice_s, reason, state, created_by, created_at)"
+            " VALUES (?, ?, ?, ?, ?, 'scheduled', ?, ?)",
+            (channel, ts(starts_at), ts(ends_at), notice_s, reason, created_by, ts(created_at)),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def maintenance(self, include_ended: bool = False) -> list[MaintenanceRecord]:
+        sql = "SELECT * FROM maintenance"
+        if not include_ended:
+            sql += " WHERE state IN ('scheduled', 'announced', 'active')"
+        return [self._maintenance(r) for r in self.conn.execute(sql + " ORDER BY starts_at, id").fetchall()]
+
+    def get_maintenance(self, window_id: int) -> MaintenanceRecord | None:
+        row = self.conn.execute("SELECT * FROM maintenance WHERE id = ?", (window_id,)).fetchone()
+        return self._maintenance(row) if row else None
+
+    def set_maintenance(self, window_id: int, *, state: str, situation_id: int | None = None) -> None:
+        self.conn.execute("UPDATE maintenance SET state = ?, situation_id = COALESCE(?, situation_id) WHERE id = ?",
+                          (state, situation_id, window_id))

@@ -1,0 +1,123 @@
+"""Sandboxed jinja2 rendering of template packs, with the locale fallback chain requested → default → en.
+
+A template defines blocks (subject, title, body, …); each block is rendered on its own so one file serves
+an e-mail (subject + body), a banner (title + body) and a post (body). Undefined variables are errors, and
+every template error names the template file and line.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from continuity.errors import InputError, Location
+from continuity.sinks.base import Rendered
+
+if TYPE_CHECKING:
+    from continuity.config.loader import LoadedConfig
+
+
+def make_environment(dirs: list[Path]) -> SandboxedEnvironment:
+    return SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader([str(d) for d in dirs], encoding="utf-8"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        autoescape=False,
+    )
+
+
+def _shown(filename: str | None, rel: str) -> str:
+    from continuity.config.yamlsrc import pretty_path
+
+    return pretty_path(Path(filename)) if filename else rel
+
+
+def _template_line(tb: TracebackType | None, tmpl: jinja2.Template) -> int | None:
+    """The template's own line for an error raised while rendering it (not the generated Python's)."""
+    line = None
+    while tb is not None:
+        if tmpl.filename and tb.tb_frame.f_code.co_filename == tmpl.filename:
+            line = tmpl.get_corresponding_lineno(tb.tb_lineno)
+        tb = tb.tb_next
+    return line
+
+
+class TemplateCatalog:
+    """Finds and renders the templates a config can use."""
+
+    def __init__(self, loaded: LoadedConfig) -> None:
+        self.dirs = loaded.template_dirs
+        org = loaded.config.organisation
+        self.default_locale = org.default_locale
+        self.locales = list(org.locales)
+        self.staff_locale = org.staff_lang
+        self.env = make_environment(self.dirs)
+        self._cache: dict[str, jinja2.Template] = {}
+
+    def locales_for(self, audience: str) -> list[str]:
+        """Staff read one language; customers get every language the organisation serves."""
+        return [self.staff_locale] if audience == "staff" else list(self.locales)
+
+    def chain(self, locale: str) -> list[str]:
+        out: list[str] = []
+        for loc in (locale, self.default_locale, "en"):
+            if loc not in out:
+                out.append(loc)
+        return out
+
+    def find(self, name: str, locale: str) -> str | None:
+        """The template path (relative to the search dirs) used for `name` in `locale`, after fallback."""
+        for loc in self.chain(locale):
+            rel = f"{loc}/{name}.j2"
+            if any((d / rel).is_file() for d in self.dirs):
+                return rel
+        return None
+
+    def _load(self, rel: str) -> jinja2.Template:
+        cached = self._cache.get(rel)
+        if cached is not None:
+            return cached
+        try:
+            tmpl = self.env.get_template(rel)
+        except jinja2.TemplateSyntaxError as exc:
+            where = Location(_shown(exc.filename, rel), exc.lineno)
+            raise InputError(f"template syntax error: {exc.message}", where) from None
+        except UnicodeDecodeError:
+            raise InputError("template is not valid UTF-8", Location(rel)) from None
+        self._cache[rel] = tmpl
+        return tmpl
+
+    def render(self, name: str, locale: str, context: dict[str, Any]) -> Rendered:
+        rel = self.find(name, locale)
+        if rel is None:
+            raise InputError(f"template {name!r} not found for locale {locale!r}", Location(name))
+        tmpl = self._load(rel)
+        blocks: dict[str, str] = {}
+        try:
+            for block, func in tmpl.blocks.items():
+                blocks[block] = tmpl.environment.concat(func(tmpl.new_context(dict(context)))).strip()
+        except jinja2.UndefinedError as exc:
+            line = _template_line(sys.exc_info()[2], tmpl)
+            raise InputError(f"template error: {exc.message}", Location(_shown(tmpl.filename, rel), line)) from None
+        except jinja2.exceptions.SecurityError as exc:
+            line = _template_line(sys.exc_info()[2], tmpl)
+            where = Location(_shown(tmpl.filename, rel), line)
+            raise InputError(f"template tried an unsafe operation: {exc}", where) from None
+        except (TypeError, ValueError, ArithmeticError, jinja2.TemplateError) as exc:
+            line = _template_line(sys.exc_info()[2], tmpl)
+            raise InputError(f"template error: {exc}", Location(_shown(tmpl.filename, rel), line)) from None
+        if "body" not in blocks:
+            raise InputError("template defines no {% block body %}", Location(_shown(tmpl.filename, rel), 1))
+        # The locale actually used, so a fallback is visible in the output.
+        return Rendered(locale=rel.split("/", 1)[0], blocks=blocks)
+
+    def render_all(self, name: str, audience: str, contexts: dict[str, dict[str, Any]]) -> list[Rendered]:
+        """Render for every locale of the audience; contexts maps locale → variables. Primary first."""
+        return [self.render(name, loc, contexts[loc]) for loc in self.locales_for(audience)]
