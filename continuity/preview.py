@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -84,9 +85,20 @@ def render_everything(loaded: LoadedConfig, now: datetime) -> int:
     return count
 
 
+def _sample_data(kind: str, now: datetime) -> list[dict[str, Any]]:
+    """The situation data a kind's templates rely on, in each shape they must handle."""
+    if kind == "maintenance":
+        return [{"maintenance": {"id": 0, "starts_at": (now + start).isoformat(),
+                                 "ends_at": (now + start + timedelta(hours=2)).isoformat()}}
+                for start in (timedelta(hours=1), timedelta(hours=-1))]  # announced ahead, and in progress
+    return [{}]
+
+
 def _variants(channel: str, now: datetime, group: str, playbook: Playbook) -> list[SituationRecord]:
     closed = group == "close"
-    return [
-        sample_situation(channel, now, eta=now + timedelta(hours=2), closed=closed, playbook=playbook.name),
-        sample_situation(channel, now, eta=None, closed=closed, playbook=playbook.name),
-    ]
+    out = []
+    for data in _sample_data(playbook.kind, now):
+        for eta in (now + timedelta(hours=2), None):
+            sit = sample_situation(channel, now, eta=eta, closed=closed, playbook=playbook.name)
+            out.append(replace(sit, kind=playbook.kind, data=data))
+    return out

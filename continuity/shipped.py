@@ -16,5 +16,5 @@ def shipped_dir(name: str) -> Path:
 
 
 def example_config() -> Path:
-    installed = _PKG / "example.yaml"
+    installed = _PKG / "shipped" / "example" / "playbooks.example.yaml"
     return installed if installed.is_file() else _PKG.parent / "playbooks.example.yaml"

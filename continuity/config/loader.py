@@ -265,10 +265,38 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> LoadedC
             errors.append(exc)
             continue
         loaded.channel_playbooks[ch_name] = _apply_channel(loaded.playbooks[name], ch_name, cfg, doc, errors)
+    extra = _check_degraded_playbooks(loaded, doc, errors)
     errors.extend(check_steps(loaded))
+    errors.extend(check_steps(loaded, extra))
     if errors:
         raise InputErrors(errors)
     return loaded
+
+
+def _check_degraded_playbooks(loaded: LoadedConfig, doc: Document,
+                              errors: list[InputError]) -> list[tuple[str, Playbook]]:
+    """Each `health.degraded_playbook` exists and is of kind `degraded`; returns them for the step checks."""
+    pairs: list[tuple[str, Playbook]] = []
+    for ch_name, ch in loaded.config.channels.items():
+        name = ch.health.degraded_playbook if ch.health is not None else None
+        if name is None:
+            continue
+        where = ("channels", ch_name, "health", "degraded_playbook")
+        try:
+            if name not in loaded.playbooks:
+                loaded.playbooks[name], loaded.documents[name] = load_playbook(name, loaded.playbook_dirs)
+        except InputErrors as exc:
+            errors.extend(exc.errors)
+            continue
+        except InputError as exc:
+            errors.append(doc.error(where, exc.message) if exc.location is None else exc)
+            continue
+        if loaded.playbooks[name].kind != "degraded":
+            errors.append(doc.error(where, f"playbook {name!r} is of kind {loaded.playbooks[name].kind!r}; "
+                                           "a degraded_playbook must be of kind 'degraded'"))
+            continue
+        pairs.append((ch_name, loaded.playbooks[name]))
+    return pairs
 
 
 _GROUP_KEYS = {"open": "steps", "update": "on_update", "close": "on_close"}

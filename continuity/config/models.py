@@ -149,6 +149,9 @@ class Health(Strict):
     recover_after: int = Field(default=2, ge=1)
     flapping: Flapping = Flapping()
     close_manual: bool = False
+    degraded_playbook: str | None = Field(
+        default=None, description="a playbook of kind `degraded` run while the channel is slow or partly "
+        "working (none: degraded is only logged and exported as a metric)")
 
     @field_validator("every")
     @classmethod
@@ -225,7 +228,7 @@ class Playbook(Strict):
     """The steps for one kind of situation (a shipped or user YAML file under playbooks/)."""
 
     name: Name
-    kind: Literal["outage", "surge", "maintenance"]
+    kind: Literal["outage", "surge", "maintenance", "degraded"]
     title: str
     description: str = ""
     plan_b: str | None = None

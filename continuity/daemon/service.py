@@ -173,6 +173,28 @@ class Daemon:
         elif ev in ("degraded", "degraded_cleared"):
             event(self.log, f"channel.{ev}", f"{channel}: {ev.replace('_', ' ')} {check.reason}".rstrip(),
                   channel=channel)
+            await self.degraded(channel, ev == "degraded", check.reason)
+        if ev == "went_down":
+            await self.degraded(channel, False, "")  # the outage supersedes the slow-channel situation
+
+    async def degraded(self, channel: str, on: bool, reason: str) -> None:
+        """Open or close the channel's `degraded` situation when its health names a degraded_playbook."""
+        name = self.health[channel].spec.degraded_playbook
+        if name is None:
+            return
+        sit = self.store.find_open("degraded", channel)
+        if on and sit is None and active_window(self.engine, channel) is None:
+            opened = self.engine.open(channel, kind="degraded", playbook=name, by="daemon", source="daemon",
+                                      reason=f"health checks report a degraded channel: {reason}"[:500])
+            event(self.log, "degraded.opened", f"degraded #{opened.situation.id} of {channel} opened",
+                  channel=channel, situation=opened.situation.id)
+        elif not on and sit is not None:
+            self.engine.close(channel, by="daemon", note="no longer degraded", kind="degraded")
+            event(self.log, "degraded.closed", f"degraded #{sit.id} of {channel} closed", channel=channel,
+                  situation=sit.id)
+        else:
+            return
+        await self.run_steps()
 
     # steps ---------------------------------------------------------------------------------------------------
 
@@ -239,7 +261,7 @@ class Daemon:
         counts: dict[str, int] = {}
         for sit in self.store.open_situations():
             counts[sit.kind] = counts.get(sit.kind, 0) + 1
-        for kind in ("outage", "surge", "maintenance"):
+        for kind in ("outage", "surge", "maintenance", "degraded"):
             self.metrics.situations_open.labels(kind).set(counts.get(kind, 0))
 
     # views --------------------------------------------------------------------------------------------------

@@ -87,6 +87,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX maintenance_by_state ON maintenance (state, starts_at);
     """,
+    """
+    -- 3: the e-mail auto-responder (continuity.autoreply)
+    """,
+    """
+    -- 4: campaigns (continuity.campaigns)
+    """,
 ]
 
 

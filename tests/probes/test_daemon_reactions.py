@@ -1,0 +1,102 @@
+"""The daemon's reactions to a channel's health, in process on a manual clock, against a real local
+Statuspage-format server: degraded opens the channel's degraded playbook and its recovery closes it; going down
+hands over to the outage."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from continuity.clock import ManualClock
+from continuity.config.loader import load_config
+from continuity.daemon.service import Daemon
+from continuity.errors import InputError
+from continuity.store import open_store
+from tests.conftest import NOW, Configure
+from tests.probes.conftest import DATA, HttpPeer
+
+
+def summary(status: str) -> str:
+    doc = json.loads((DATA / "summary.json").read_text(encoding="utf-8"))
+    for comp in doc["components"]:
+        if comp["name"] == "Voice Calls":
+            comp["status"] = status
+    return json.dumps(doc)
+
+
+@pytest.fixture
+def daemon(configure: Configure, http_peer: HttpPeer, workdir: Path) -> Iterator[Daemon]:
+    url = http_peer.reply("/api/v2/summary.json", body=summary("operational"), content_type="application/json")
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["channels"]["phone"]["health"] = {
+            "every": "1s", "fail_after": 2, "recover_after": 2, "degraded_playbook": "degraded-generic",
+            "probes": [{"type": "statuspage", "url": url, "component": "Voice Calls", "timeout": "2s"}],
+        }
+
+    loaded = load_config(configure(edit))
+    store = open_store(loaded.store_url, loaded.base_dir)
+    d = Daemon(loaded, store, ManualClock(NOW), logging.getLogger("test-daemon"))
+    yield d
+    store.close()
+
+
+def set_status(peer: HttpPeer, status: str) -> None:
+    peer.reply("/api/v2/summary.json", body=summary(status), content_type="application/json")
+
+
+def cycles(d: Daemon, n: int) -> None:
+    async def go() -> None:
+        for _ in range(n):
+            await d.cycle("phone")
+            assert isinstance(d.clock, ManualClock)
+            d.clock.advance(timedelta(seconds=1))
+        await d.probes.aclose()
+
+    asyncio.run(go())
+
+
+def kinds_open(d: Daemon) -> list[str]:
+    return sorted(s.kind for s in d.store.open_situations() if s.channel == "phone")
+
+
+def test_degraded_opens_and_closes_its_own_situation(daemon: Daemon, http_peer: HttpPeer, workdir: Path) -> None:
+    cycles(daemon, 2)
+    assert kinds_open(daemon) == []
+    set_status(http_peer, "degraded_performance")
+    cycles(daemon, 1)
+    [sit] = daemon.store.open_situations()
+    assert (sit.kind, sit.playbook, sit.source) == ("degraded", "degraded-generic", "daemon")
+    assert "degraded" in sit.reason
+    staff = [p.name for p in (workdir / "outbox").iterdir() if "staff-degraded" in p.name]
+    assert staff, "staff are warned at once"
+    set_status(http_peer, "operational")
+    cycles(daemon, 1)
+    assert kinds_open(daemon) == []
+    assert any("staff-degraded-over" in p.name for p in (workdir / "outbox").iterdir())
+
+
+def test_going_down_hands_over_from_degraded_to_the_outage(daemon: Daemon, http_peer: HttpPeer) -> None:
+    set_status(http_peer, "degraded_performance")
+    cycles(daemon, 1)
+    assert kinds_open(daemon) == ["degraded"]
+    set_status(http_peer, "major_outage")
+    cycles(daemon, 2)
+    assert kinds_open(daemon) == ["outage"]
+
+
+def test_a_degraded_playbook_of_another_kind_is_refused(configure: Configure) -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["channels"]["phone"]["health"] = {"degraded_playbook": "outage-email",
+                                              "probes": [{"type": "tcp", "host": "127.0.0.1", "port": 9}]}
+
+    path = configure(edit)
+    with pytest.raises(InputError, match=r"continuity.yaml:\d+ channels.phone.health.degraded_playbook: .*kind"):
+        load_config(path)
