@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
 
@@ -14,6 +16,11 @@ maint = typer.Typer(help="Plan maintenance of a channel: customers and staff are
                          "window open no outage, and a channel still down when it ends opens a real one.",
                     no_args_is_help=True)
 app.add_typer(maint, name="maintenance")
+
+
+def _local(when: datetime, tz: str) -> str:
+    """A window's time as the on-call person reads it: the organisation's local time."""
+    return when.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
 
 
 def _window_dict(w: Any) -> dict[str, Any]:
@@ -59,8 +66,10 @@ def add(
     if as_json:
         print_json({"ok": True, "window": _window_dict(window)})
     else:
-        console().print(f"Maintenance #{window.id} of {channel} scheduled: {window.starts_at.isoformat()} – "
-                        f"{window.ends_at.isoformat()}. The daemon (or `continuity tick`) announces and runs it.")
+        announce = window.starts_at - timedelta(seconds=window.notice_s)
+        console().print(f"Maintenance #{window.id} of {channel} scheduled: {_local(window.starts_at, tz)} – "
+                        f"{_local(window.ends_at, tz)} ({tz}); staff and customers are told at "
+                        f"{_local(announce, tz)}. The daemon (or `continuity tick`) announces and runs it.")
 
 
 @maint.command("list")
@@ -77,11 +86,12 @@ def list_windows(
         return
     from rich.table import Table
 
-    table = Table(title="Maintenance windows", title_justify="left")
+    tz = eng.loaded.config.organisation.timezone
+    table = Table(title=f"Maintenance windows ({tz})", title_justify="left")
     for col in ("id", "channel", "start", "end", "state", "reason"):
         table.add_column(col)
     for w in windows:
-        table.add_row(str(w.id), w.channel, w.starts_at.isoformat(), w.ends_at.isoformat(), w.state, w.reason[:60])
+        table.add_row(str(w.id), w.channel, _local(w.starts_at, tz), _local(w.ends_at, tz), w.state, w.reason[:60])
     console().print(table)
 
 
