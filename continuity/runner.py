@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from continuity.actions import ACTIONS
 from continuity.errors import ContinuityError
-from continuity.sinks.base import Action, Outcome, Rendered, Sink, SinkContext
+from continuity.sinks.base import Action, Earlier, Outcome, Rendered, Sink, SinkContext
 from continuity.store.records import StepRecord
-from continuity.templating import TemplateCatalog
 from continuity.variables import template_context
 
 if TYPE_CHECKING:
@@ -53,7 +52,7 @@ def backoff(attempt: int, first: timedelta, cap: timedelta) -> timedelta:
 class Runner:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.catalog = TemplateCatalog(engine.loaded)
+        self.catalog = engine.catalog  # shared by every run of this engine: templates compile once
         self._sinks: dict[str, Sink] = {}
 
     def sink(self, name: str) -> Sink:
@@ -102,7 +101,15 @@ class Runner:
             },
             created_at=row.due_at,
             target_key=target.key if target else None,
+            earlier=self.earlier(row),
         )
+
+    def earlier(self, row: StepRecord) -> tuple[Earlier, ...]:
+        """What this row's sink already did for the situation (so the X sink can thread its posts)."""
+        rows = [r for r in self.engine.store.steps_for(row.situation_id)
+                if r.sink == row.sink and r.id != row.id and r.state in ("done", "uncertain", "undone")]
+        rows.sort(key=lambda r: (r.finished_at or r.started_at or r.due_at, r.id))
+        return tuple(Earlier(r.key, r.step_id, r.phase, r.state, r.detail or "") for r in rows)
 
     async def _attempt(self, row: StepRecord) -> Outcome:
         try:

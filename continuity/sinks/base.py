@@ -7,7 +7,7 @@ about retries, backoff and the ledger (Alertmanager's retry stage, done once, no
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -43,6 +43,21 @@ class Rendered:
 
 
 @dataclass(frozen=True)
+class Earlier:
+    """A ledger row this sink already carried out for the same situation, as the runner read it.
+
+    Lets a sink build on its own earlier work without a store of its own: the X sink finds the post to reply
+    to (the thread root) and the posts to delete on undo in the `detail` it returned back then.
+    """
+
+    key: str
+    step_id: str
+    phase: str
+    state: str
+    detail: str
+
+
+@dataclass(frozen=True)
 class Action:
     """One thing the runner asks a sink to do, fully rendered.
 
@@ -62,6 +77,8 @@ class Action:
     facts: dict[str, Any] = field(default_factory=dict)
     created_at: datetime | None = None
     target_key: str | None = None
+    # This sink's earlier rows of the same situation that took effect (done, uncertain, undone), oldest first.
+    earlier: tuple[Earlier, ...] = ()
 
     @property
     def primary(self) -> Rendered:
@@ -72,6 +89,9 @@ class Action:
 class Outcome:
     status: Literal["ok", "retryable", "error"]
     detail: str = ""
+    # The earliest a retry can succeed, when the remote said so (a rate limit's reset): the runner waits at
+    # least this long instead of its own shorter backoff.
+    retry_after: timedelta | None = None
 
     @property
     def ok(self) -> bool:
@@ -82,12 +102,25 @@ class Outcome:
         return cls("ok", detail)
 
     @classmethod
-    def retry(cls, detail: str) -> Outcome:
-        return cls("retryable", detail)
+    def retry(cls, detail: str, after: timedelta | None = None) -> Outcome:
+        return cls("retryable", detail, after)
 
     @classmethod
     def fail(cls, detail: str) -> Outcome:
         return cls("error", detail)
+
+
+@dataclass(frozen=True)
+class RenderProblem:
+    """Why a sink could not send a rendering it would be given (found by `continuity validate`).
+
+    `locale` names the rendering at fault (its template is the place to fix), or is None when the sink's
+    settings are at fault, in which case `field` names the setting.
+    """
+
+    message: str
+    locale: str | None = None
+    field: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +156,13 @@ class Sink:
 
     async def undo(self, action: Action) -> Outcome:
         return Outcome.fail(f"sink type {self.type_name!r} cannot switch anything off")
+
+    @classmethod
+    def check_rendered(cls, settings: SinkSettings, messages: list[Rendered]) -> list[RenderProblem]:
+        """Problems this sink would have sending these renderings (every locale, primary first), so
+        `validate` catches them with sample data before the bad day: a post too long for X, a body that is
+        not JSON. The default has none."""
+        return []
 
     async def aclose(self) -> None:
         """Release pooled connections; called once when the runner is done."""

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from continuity.config.envrefs import Secret
+from continuity.mailpolicy import MAIL
 from continuity.sinks.base import Action, Outcome, Sink, SinkContext, SinkSettings
 
 LOCALE_SEPARATOR = "\n\n" + "-" * 40 + "\n\n"
@@ -91,7 +92,7 @@ class EmailSink(Sink):
         self._delivered: set[tuple[str, str]] = set()
 
     def build(self, action: Action, recipient: str) -> EmailMessage:
-        msg = EmailMessage()
+        msg = EmailMessage(policy=MAIL)
         msg["From"] = self.settings.sender
         msg["To"] = recipient
         msg["Subject"] = action.primary.subject

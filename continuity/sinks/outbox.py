@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from continuity.actions import ACTIONS
+from continuity.mailpolicy import MAIL
 from continuity.sinks.base import Action, Outcome, Sink, SinkSettings, resolve_path
 
-MAIL_ACTIONS = frozenset({"notify", "notice"})
+MAIL_ACTIONS = frozenset({"notify", "notice", "autoreply"})
 
 
 class OutboxSettings(SinkSettings):
@@ -62,7 +63,7 @@ class OutboxSink(Sink):
         if path.suffix == ".eml":
             settings = self.settings
             assert isinstance(settings, OutboxSettings)
-            msg = EmailMessage()
+            msg = EmailMessage(policy=MAIL)
             msg["From"] = settings.sender
             msg["To"] = f"{action.audience}@outbox.invalid"
             msg["Subject"] = action.primary.subject

@@ -101,6 +101,8 @@ class HttpServer:
     status: int = 200
     delay: float = 0.0
     by_path: dict[str, int] = field(default_factory=dict)
+    # When set, answers each request itself: (status, extra headers, JSON body), e.g. a fake Mastodon.
+    respond: Callable[[Recorded], tuple[int, dict[str, str], bytes]] | None = None
     requests: list[Recorded] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -115,18 +117,25 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        state.requests.append(Recorded(self.command, self.path, dict(self.headers.items()), body))
+        recorded = Recorded(self.command, self.path, dict(self.headers.items()), body)
+        state.requests.append(recorded)
         # A hang ends early when the test tears the server down, so no thread outlives its test for long.
         if state.delay and state.stop.wait(state.delay):
             return
         status = state.by_path.get(self.path.split("?", 1)[0], state.status)
+        extra: dict[str, str] = {}
+        payload = b"{}"
+        if state.respond is not None:
+            status, extra, payload = state.respond(recorded)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", "2")
+        for name, value in extra.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
-        self.wfile.write(b"{}")
+        self.wfile.write(payload)
 
-    do_POST = do_PUT = do_GET = _handle
+    do_POST = do_PUT = do_GET = do_PATCH = do_DELETE = _handle
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the test reads `requests` instead."""

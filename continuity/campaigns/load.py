@@ -1,0 +1,261 @@
+"""Read a campaign file and check it against the configuration, the clock and the other campaigns.
+
+Every problem names file, line and field and all of them are reported together; nothing here writes to the
+store, so a refused campaign leaves no trace. Overlaps on the same channels are warnings (two promotions may
+well share a weekend); a code used by an overlapping campaign is an error (customers and agents could not
+tell which conditions apply).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from continuity.campaigns.content import (
+    BUILTIN_VARS,
+    Schedule,
+    TextError,
+    campaign_obj,
+    placeholder,
+    render_text,
+    text_context,
+)
+from continuity.campaigns.model import Campaign, text_for
+from continuity.campaigns.store import CampaignRun, get_version, runs
+from continuity.config.loader import validation_errors
+from continuity.config.yamlsrc import Document, Path_, load_yaml_file
+from continuity.durations import format_duration
+from continuity.errors import InputError, InputErrors
+
+if TYPE_CHECKING:
+    from continuity.engine import Engine
+
+
+@dataclass
+class Checked:
+    """A campaign file that passed every check, with the warnings to show."""
+
+    campaign: Campaign
+    doc: Document
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def source(self) -> str:
+        return self.doc.file
+
+
+def parse(path: Path) -> tuple[Campaign, Document]:
+    """YAML syntax and the schema: unknown keys, missing fields, naive times, bad durations."""
+    doc = load_yaml_file(path)
+    if not isinstance(doc.data, dict):
+        raise doc.error((), "a campaign file must be a YAML mapping (name, title, start, end, faq, …)")
+    try:
+        return Campaign.model_validate(doc.data), doc
+    except ValidationError as exc:
+        raise InputErrors(validation_errors(doc, exc)) from None
+
+
+def load_checked(engine: Engine, path: Path, *, force: bool = False, replacing: CampaignRun | None = None) -> Checked:
+    campaign, doc = parse(path)
+    warnings = check(engine, campaign, doc, force=force, replacing=replacing)
+    return Checked(campaign, doc, warnings)
+
+
+def _when(dt: datetime, tz: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    return dt.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def check(engine: Engine, c: Campaign, doc: Document, *, force: bool, replacing: CampaignRun | None) -> list[str]:
+    """Raise InputErrors for everything wrong with the campaign; return the warnings."""
+    loaded = engine.loaded
+    cfg = loaded.config
+    org = cfg.organisation
+    tz = org.timezone
+    now = engine.clock.now()
+    errors: list[InputError] = []
+    warnings: list[str] = []
+
+    def err(path: Path_, message: str) -> None:
+        errors.append(doc.error(path, message))
+
+    def warn(path: Path_, message: str) -> None:
+        warnings.append(f"{doc.loc(path)}: {message}")
+
+    if replacing is not None and c.name != replacing.name:
+        err(("name",), f"the file is campaign {c.name!r}, not {replacing.name!r}")
+
+    # time ---------------------------------------------------------------------------------------------------
+    live = replacing is not None and replacing.state == "live"
+    if c.end <= c.start:
+        err(("end",), f"end ({_when(c.end, tz)}) must be after start ({_when(c.start, tz)})")
+    if live:
+        assert replacing is not None
+        if c.start != replacing.starts_at:
+            err(("start",), f"start cannot change: the campaign is live since {_when(replacing.starts_at, tz)}")
+    elif c.start <= now:
+        err(("start",), f"start ({_when(c.start, tz)}) is in the past; it is now {_when(now, tz)}")
+    if c.end <= now and c.end > c.start:
+        err(("end",), f"end ({_when(c.end, tz)}) is in the past")
+    min_lead = cfg.campaigns.min_lead
+    lead = c.lead if c.lead is not None else min_lead
+    start_moved = replacing is None or c.start != replacing.starts_at
+    if c.lead is not None and c.lead < min_lead and not force:
+        err(("lead",), f"lead {format_duration(c.lead)} is under the minimum of {format_duration(min_lead)} "
+                       "(campaigns.min_lead): staff need time to prepare; use --force if it really cannot wait")
+    elif not live and start_moved and c.start > now:
+        notice = c.start - now
+        if notice < min_lead and not force:
+            err(("start",), f"starts in {format_duration(notice)}, under the minimum lead of "
+                            f"{format_duration(min_lead)} (campaigns.min_lead): staff need time to prepare; "
+                            "use --force if it really cannot wait")
+        elif notice < lead:
+            warn(("start",), f"starts in {format_duration(notice)}: staff are briefed right away instead of "
+                             f"{format_duration(lead)} ahead")
+    if c.recurrence is not None and c.recurrence.until is not None and c.recurrence.until < c.start.year:
+        err(("recurrence", "until"), f"until {c.recurrence.until} is before the first run ({c.start.year})")
+
+    # references to the config -------------------------------------------------------------------------------
+    for i, ch in enumerate(c.channels):
+        if ch not in cfg.channels:
+            err(("channels", i), f"unknown channel {ch!r}; configured channels: {', '.join(cfg.channels)}")
+    for ch in c.wait:
+        if ch not in c.channels:
+            err(("wait", ch), f"{ch!r} is not one of this campaign's channels ({', '.join(c.channels)})")
+    for i, to in enumerate(c.brief.to):
+        if to not in loaded.routes and to not in loaded.sinks:
+            known = sorted(set(loaded.routes) | set(loaded.sinks))
+            err(("brief", "to", i), f"unknown route or sink {to!r}; known: {', '.join(known)}")
+    playbook = None
+    try:
+        playbook = engine.playbook_named(c.playbook)
+    except InputErrors as exc:
+        errors.extend(exc.errors)
+    except InputError as exc:
+        err(("playbook",), exc.message)
+    if playbook is not None and playbook.kind != "surge":
+        err(("playbook",), f"playbook {c.playbook!r} is of kind {playbook.kind!r}; a campaign needs a surge playbook")
+
+    # codes --------------------------------------------------------------------------------------------------
+    seen: dict[str, int] = {}
+    for i, code in enumerate(c.codes):
+        key = code.code.upper()
+        if key in seen:
+            err(("codes", i, "code"), f"code {code.code} is listed twice (also codes[{seen[key]}])")
+        seen.setdefault(key, i)
+        if code.valid_from and code.valid_until and code.valid_until <= code.valid_from:
+            err(("codes", i, "valid_until"), "valid_until must be after valid_from")
+        for name, moment in (("valid_from", code.valid_from), ("valid_until", code.valid_until)):
+            if moment is not None and not c.start <= moment <= c.end:
+                warn(("codes", i, name), f"{_when(moment, tz)} is outside the campaign ({_when(c.start, tz)} – "
+                                         f"{_when(c.end, tz)})")
+
+    # other campaigns at the same time ----------------------------------------------------------------------
+    for other in runs(engine.store):
+        if other.name == c.name or not (other.starts_at < c.end and c.start < other.ends_at):
+            continue
+        snap = get_version(engine.store, other.name, other.version).snapshot
+        theirs = {code["code"].upper() for code in snap.get("codes", [])}
+        for i, code in enumerate(c.codes):
+            if code.code.upper() in theirs:
+                err(("codes", i, "code"), f"code {code.code} is also a code of campaign {other.name!r} "
+                                          f"({_when(other.starts_at, tz)} – {_when(other.ends_at, tz)}), which "
+                                          "overlaps this one; use a different code")
+        shared = [ch for ch in c.channels if ch in snap.get("channels", [])]
+        if shared:
+            warn(("channels",), f"overlaps campaign {other.name!r} ({_when(other.starts_at, tz)} – "
+                                f"{_when(other.ends_at, tz)}) on {', '.join(shared)}: expect both surges at once")
+
+    # texts in every locale ----------------------------------------------------------------------------------
+    served = list(org.locales)
+    for key in ("title", "terms", "faq_url"):
+        value = getattr(c, key)
+        if isinstance(value, dict):
+            for loc in served:
+                if loc not in value:
+                    err((key,), f"no {key} for locale {loc!r}: give one for each of {', '.join(served)} "
+                                "(or a single text for all)")
+    for loc in served:
+        if not c.faq.get(loc):
+            err(("faq",), f"no FAQ for locale {loc!r}: the organisation serves {', '.join(served)} and agents "
+                          "answer in each")
+    for loc in c.faq:
+        if loc not in served:
+            warn(("faq", loc), f"locale {loc!r} is not served by the organisation ({', '.join(served)}); unused")
+    for name, ans in c.answers.items():
+        for loc in served:
+            if loc not in ans.text:
+                err(("answers", name, "text"), f"no text for locale {loc!r} (needed: {', '.join(served)})")
+        for var in ans.vars:
+            if var in BUILTIN_VARS:
+                err(("answers", name, "vars"), f"{var!r} is given by continuity itself; pick another name")
+    if not errors:
+        _render_texts(engine, c, doc, served, now, errors)
+    if not errors and playbook is not None:
+        _render_playbook(engine, c, errors)
+    if errors:
+        raise InputErrors(errors)
+    return warnings
+
+
+def _render_texts(engine: Engine, c: Campaign, doc: Document, served: list[str], now: datetime,
+                  errors: list[InputError]) -> None:
+    """Every FAQ entry and answer compiles and renders in every served locale, with StrictUndefined."""
+    schedule = Schedule(c.start, c.end)
+
+    def located(path: Path_, exc: TextError, extra: str = "") -> None:
+        where = f" (line {exc.line} of the text)" if exc.line and exc.line > 1 else ""
+        errors.append(doc.error(path, exc.message + where + extra))
+
+    for loc in served:
+        base = text_context(engine.loaded, c, schedule, loc, now, {})
+        for i, item in enumerate(c.faq.get(loc, [])):
+            for part in ("q", "a"):
+                try:
+                    render_text(getattr(item, part), base)
+                except TextError as exc:
+                    located(("faq", loc, i, part), exc, "; a FAQ entry can use campaign, org and locale")
+        for name, ans in c.answers.items():
+            text = ans.text.get(loc)
+            if text is None:
+                continue
+            try:
+                render_text(text, {**base, **{v: placeholder(v) for v in ans.vars}})
+            except TextError as exc:
+                declared = ", ".join(ans.vars) or "none"
+                located(("answers", name, "text", loc), exc,
+                        f"; an answer can use campaign, org, locale and its vars (declared: {declared})")
+
+
+def _render_playbook(engine: Engine, c: Campaign, errors: list[InputError]) -> None:
+    """The playbook's templates render with this campaign in every locale they speak to."""
+    from continuity.store.records import SituationRecord
+    from continuity.templating import TemplateCatalog
+    from continuity.variables import template_context
+
+    now = engine.clock.now()
+    playbook = engine.playbook_named(c.playbook)
+    data: dict[str, Any] = {"campaign": {"name": c.name, "run": 1, "version": 1, "starts_at": c.start.isoformat(),
+                                         "ends_at": c.end.isoformat(), "snapshot": c.model_dump(mode="json")}}
+    sit = SituationRecord(id=-1, kind="surge", channel=f"campaign:{c.name}", playbook=playbook.name, state="open",
+                          source="campaign", opened_by="check", reason=str(text_for(c.title, "en", [])), eta=c.end,
+                          note=None, revision=0, opened_at=now, closed_at=None, closed_by=None, data=data)
+    catalog = TemplateCatalog(engine.loaded)
+    seen: set[str] = set()
+    for _group, step in playbook.all_steps():
+        for loc in catalog.locales_for(step.audience):
+            try:
+                catalog.render(step.template, loc, template_context(engine.loaded, sit, playbook, loc, now,
+                                                                    step_id=step.id))
+            except InputError as exc:
+                if str(exc) not in seen:
+                    seen.add(str(exc))
+                    errors.append(exc)
+
+
+__all__ = ["Checked", "campaign_obj", "check", "load_checked", "parse"]

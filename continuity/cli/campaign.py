@@ -1,0 +1,338 @@
+"""campaign register / list / show / update / cancel / brief, and the agents' `faq` and `reply`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from continuity.cli import app
+from continuity.cli.common import console, engine, err_console, guarded, print_json, who
+from continuity.errors import InputError
+
+if TYPE_CHECKING:
+    from continuity.campaigns.store import CampaignRun
+    from continuity.engine import Engine
+
+camp = typer.Typer(
+    help="Register marketing campaigns ahead of launch. Staff are briefed (terms, codes, FAQ, template answers) "
+         "before the start and reminded on the morning of launch; at the start a surge mode switches on by "
+         "itself (website banner with the FAQ link, a notice to customers that answers take longer, a status "
+         "post) and at the end it switches off and staff get a summary. Runs with `continuity tick` (cron) or "
+         "`continuity daemon`.",
+    no_args_is_help=True,
+)
+app.add_typer(camp, name="campaign")
+
+JSON = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+BY = Annotated[str | None, typer.Option("--by", help="Who does it (default: your user name).")]
+NAME = Annotated[str, typer.Argument(metavar="NAME", help="The campaign's name (see `campaign list`).")]
+
+
+def _local(dt: datetime | None, tz: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    return dt.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z") if dt else "—"
+
+
+def _run_dict(eng: Engine, run: CampaignRun) -> dict[str, Any]:
+    from continuity.campaigns.phases import campaign_of, reminder_time
+    from continuity.campaigns.store import get_version
+
+    c = campaign_of(eng, run)
+    version = get_version(eng.store, run.name, run.version)
+    sit = eng.store.get_situation(run.situation_id) if run.situation_id else None
+    brief_at = sit.opened_at if sit else max(run.opens_at, run.created_at)
+    reminder = reminder_time(eng, run.starts_at, brief_at)
+    return {
+        "name": run.name, "run": run.run, "version": run.version, "state": run.state, "title": c.title,
+        "starts_at": run.starts_at.isoformat(), "ends_at": run.ends_at.isoformat(), "brief_at": brief_at.isoformat(),
+        "reminder_at": reminder.isoformat() if reminder else None, "situation_id": run.situation_id,
+        "channels": c.channels, "load": c.load, "codes": [code.code for code in c.codes], "playbook": c.playbook,
+        "recurring": c.recurrence is not None, "source": version.source, "registered_by": run.created_by,
+    }
+
+
+def _print_warnings(warnings: list[str]) -> None:
+    out = err_console()
+    for w in warnings:
+        out.print(f"[bold yellow]warning:[/] {w}", markup=True, highlight=False, soft_wrap=True)
+
+
+def _print_schedule(eng: Engine, info: dict[str, Any]) -> None:
+    tz = eng.loaded.config.organisation.timezone
+    out = console()
+
+    def at(key: str) -> str:
+        return _local(datetime.fromisoformat(info[key]), tz) if info[key] else "none (the briefing came later)"
+
+    out.print(f"  staff briefing: {at('brief_at')}" + (" (sent)" if info["situation_id"] else ""))
+    out.print(f"  reminder:       {at('reminder_at')}")
+    out.print(f"  launch:         {at('starts_at')}")
+    out.print(f"  end:            {at('ends_at')}")
+
+
+def _after_change(eng: Engine, name: str) -> list[Any]:
+    """Move the campaign along the clock now (a late campaign is briefed at once) and run what is due."""
+    from continuity.campaigns.phases import advance, find_run
+
+    advance(eng, name)
+    run = find_run(eng, name)
+    return eng.run_due([run.situation_id]) if run.situation_id else []
+
+
+@camp.command("register")
+@guarded
+def register(
+    file: Annotated[Path, typer.Argument(help="The campaign file (see playbooks/campaign-example.yaml).")],
+    force: Annotated[bool, typer.Option("--force", help="Accept a lead time under campaigns.min_lead (staff get "
+                                                        "less time to prepare).")] = False,
+    by: BY = None,
+    as_json: JSON = False,
+) -> None:
+    """Check a campaign file and put the campaign on the calendar.
+
+    Staff are briefed `lead` before the start (default campaigns.min_lead, 48h) and reminded on the morning of
+    the launch. At the start customers see a high-demand banner with the FAQ link and a notice that answers take
+    longer on the campaign's channels; at the end everything is switched off and staff get a summary. Every
+    problem is reported with file, line and field, and nothing is stored (exit 2) until the file is right.
+    """
+    from continuity.campaigns.phases import find_run
+    from continuity.campaigns.phases import register as do_register
+
+    eng = engine()
+    result = do_register(eng, file, by=who(by), force=force)
+    ran = _after_change(eng, result.run.name)
+    info = _run_dict(eng, find_run(eng, result.run.name))
+    if as_json:
+        print_json({"ok": True, "campaign": info, "warnings": result.warnings, "ran": [r.as_dict() for r in ran]})
+        return
+    _print_warnings(result.warnings)
+    console().print(f"[bold]Campaign {info['name']} registered[/] (version {info['version']}).")
+    _print_schedule(eng, info)
+
+
+@camp.command("list")
+@guarded
+def list_campaigns(
+    show_all: Annotated[bool, typer.Option("--all", help="Include ended and cancelled runs.")] = False,
+    as_json: JSON = False,
+) -> None:
+    """List registered, briefed and live campaigns (--all: ended and cancelled ones too)."""
+    from continuity.campaigns.store import runs
+
+    eng = engine()
+    rows = [_run_dict(eng, r) for r in runs(eng.store, include_finished=show_all)]
+    if as_json:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    tz = eng.loaded.config.organisation.timezone
+    table = Table(title="Campaigns", title_justify="left")
+    for col in ("name", "state", "version", "briefing", "start", "end", "channels", "codes"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"] + (f" (run {r['run']})" if r["run"] > 1 else ""), r["state"], str(r["version"]),
+                      _local(datetime.fromisoformat(r["brief_at"]), tz),
+                      _local(datetime.fromisoformat(r["starts_at"]), tz), _local(datetime.fromisoformat(r["ends_at"]),
+                                                                                  tz),
+                      ", ".join(r["channels"]), ", ".join(r["codes"]))
+    console().print(table)
+
+
+@camp.command("show")
+@guarded
+def show(name: NAME, as_json: JSON = False) -> None:
+    """Show a campaign: its schedule, the version staff were briefed on, every version's changes, and the
+    steps of its surge (what went out and what is planned)."""
+    from continuity.campaigns.phases import find_run
+    from continuity.campaigns.store import get_version, versions
+    from continuity.views import step_dict
+
+    eng = engine()
+    run = find_run(eng, name)
+    info = _run_dict(eng, run)
+    info["snapshot"] = get_version(eng.store, name, run.version).snapshot
+    info["versions"] = [{"version": v.version, "at": v.created_at.isoformat(), "by": v.created_by,
+                         "source": v.source, "changes": v.changes} for v in versions(eng.store, name)]
+    info["steps"] = [step_dict(r) for r in eng.store.steps_for(run.situation_id)] if run.situation_id else []
+    if as_json:
+        print_json(info)
+        return
+    tz = eng.loaded.config.organisation.timezone
+    out = console()
+    title = info["title"] if isinstance(info["title"], str) else " / ".join(dict.fromkeys(info["title"].values()))
+    out.print(f"[bold]{name}[/] — {title} — {info['state']}, version {run.version}"
+              + (f", run {run.run}" if run.run > 1 else ""))
+    _print_schedule(eng, info)
+    out.print(f"  channels: {', '.join(info['channels'])} (expected load {info['load']}); codes: "
+              f"{', '.join(info['codes']) or 'none'}; playbook {info['playbook']}")
+    for v in info["versions"]:
+        out.print(f"  version {v['version']} by {v['by']} at {_local(datetime.fromisoformat(v['at']), tz)} "
+                  f"from {v['source']}")
+        for change in v["changes"]:
+            out.print(f"    - {change}", markup=False)
+    for s in info["steps"]:
+        out.print(f"  step {s['step']:<14} {s['phase']:<6} → {s['sink']:<10} "
+                  f"{_local(datetime.fromisoformat(s['due_at']), tz)}  {s['state']}")
+
+
+@camp.command("update")
+@guarded
+def update(
+    name: NAME,
+    file: Annotated[Path, typer.Argument(help="The changed campaign file.")],
+    force: Annotated[bool, typer.Option("--force", help="Accept a new start under campaigns.min_lead.")] = False,
+    by: BY = None,
+    as_json: JSON = False,
+) -> None:
+    """Store a new version of a campaign from FILE.
+
+    The same checks as `register` apply. If staff were already briefed, they get a message listing what changed
+    (dates, terms, codes, FAQ, answers); while the campaign is live, the banner and the customer notice are
+    re-issued with the new texts. Planned phases move with the dates.
+    """
+    from continuity.campaigns.phases import find_run
+    from continuity.campaigns.phases import update as do_update
+
+    eng = engine()
+    result = do_update(eng, name, file, by=who(by), force=force)
+    ran = _after_change(eng, name)
+    info = _run_dict(eng, find_run(eng, name))
+    if as_json:
+        print_json({"ok": True, "campaign": info, "changes": result.changes, "staff_told": result.staff_told,
+                    "warnings": result.warnings, "ran": [r.as_dict() for r in ran]})
+        return
+    _print_warnings(result.warnings)
+    out = console()
+    if not result.changes:
+        out.print(f"Campaign {name}: nothing changed (still version {info['version']}).")
+        return
+    out.print(f"[bold]Campaign {name} updated[/] to version {info['version']}:")
+    for change in result.changes:
+        out.print(f"  - {change}", markup=False)
+    out.print("Staff were told what changed." if result.staff_told
+              else "Staff have not been briefed yet: the briefing will carry this version.")
+
+
+@camp.command("cancel")
+@guarded
+def cancel(name: NAME, by: BY = None, as_json: JSON = False) -> None:
+    """Cancel a campaign. Before launch, its planned steps are removed (customers never see anything); if staff
+    were briefed they are told it is cancelled. After launch, the banner and the customer notice are switched
+    off now."""
+    from continuity.campaigns.phases import cancel as do_cancel
+
+    eng = engine()
+    run = do_cancel(eng, name, by=who(by))
+    ran = eng.run_due([run.situation_id]) if run.situation_id else []
+    if as_json:
+        print_json({"ok": True, "campaign": _run_dict(eng, run), "ran": [r.as_dict() for r in ran]})
+        return
+    console().print(f"Campaign {name} cancelled." + (" Staff were told." if run.situation_id else ""))
+
+
+@camp.command("brief")
+@guarded
+def brief(
+    name: NAME,
+    again: Annotated[bool, typer.Option("--again", help="Send a fresh copy even if the briefing went out.")] = False,
+    by: BY = None,
+    as_json: JSON = False,
+) -> None:
+    """Send the staff briefing now instead of waiting for its scheduled time.
+
+    This is the same briefing the schedule sends, so it never goes out twice: after `brief`, the scheduled one
+    does not come again, and `brief` on an already briefed campaign only says when it went out (use --again for
+    a fresh copy, e.g. for a new shift). Customers see nothing until launch.
+    """
+    from continuity.campaigns.phases import brief_now
+
+    eng = engine()
+    result = brief_now(eng, name, by=who(by), again=again)
+    ran = eng.run_due([result.run.situation_id]) if result.sent_now and result.run.situation_id else []
+    if as_json:
+        print_json({"ok": True, "sent": result.sent_now, "campaign": _run_dict(eng, result.run),
+                    "ran": [r.as_dict() for r in ran]})
+        return
+    tz = eng.loaded.config.organisation.timezone
+    if result.sent_now:
+        console().print(f"Briefing of {name} sent.")
+    else:
+        console().print(f"The briefing of {name} already went out ({_local(result.sent_at, tz)}); nothing sent. "
+                        "Use --again to send a fresh copy.")
+
+
+# the agents' commands --------------------------------------------------------------------------------------
+
+
+def _vars(pairs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--var {pair!r}: expected name=value")
+        out[key.strip()] = value
+    return out
+
+
+@app.command()
+@guarded
+def faq(
+    query: Annotated[str, typer.Argument(help="Words to look for (accents and case do not matter).")] = "",
+    campaign: Annotated[str | None, typer.Option("--campaign", help="Only this campaign.")] = None,
+    locale: Annotated[str | None, typer.Option("--locale", help="Only this language (default: all served).")] = None,
+    as_json: JSON = False,
+) -> None:
+    """Search the FAQ of active and upcoming campaigns, for agents answering customers.
+
+    Shows the questions and answers staff were briefed on (the registered version), in every language the
+    organisation serves or in --locale. Changes nothing and sends nothing.
+    """
+    from continuity.campaigns.agents import search_faq
+
+    eng = engine()
+    hits = search_faq(eng, query, campaign=campaign, locale=locale)
+    if as_json:
+        print_json([h.__dict__ for h in hits])
+        return
+    out = console()
+    if not hits:
+        out.print("No FAQ entry matches." if query else "No active or upcoming campaign has a FAQ.")
+        return
+    from rich.markup import escape
+
+    for h in hits:
+        out.print(f"[bold]{escape(h.campaign)}[/] \\[{h.locale}] [bold]{escape(h.q)}[/]", highlight=False)
+        out.print(f"  {h.a}", markup=False)
+
+
+@app.command()
+@guarded
+def reply(
+    template: Annotated[str, typer.Argument(metavar="ANSWER", help="The template answer's name (see the briefing "
+                                                                   "or `campaign show`).")],
+    campaign: Annotated[str | None, typer.Option("--campaign", help="The campaign (needed when several have "
+                                                                    "an answer of that name).")] = None,
+    locale: Annotated[str | None, typer.Option("--locale", help="The customer's language (default: the "
+                                                                "organisation's).")] = None,
+    var: Annotated[list[str] | None, typer.Option("--var", help="A value the answer needs: name=value "
+                                                                "(repeat).")] = None,
+    as_json: JSON = False,
+) -> None:
+    """Render a campaign's template answer in the customer's language, ready to paste.
+
+    Nothing is sent: the text is printed. If the answer needs values you did not give (customer name, order
+    number, …), it says which ones (exit 2).
+    """
+    from continuity.campaigns.agents import reply as do_reply
+
+    eng = engine()
+    result = do_reply(eng, template, campaign=campaign, locale=locale, values=_vars(var or []))
+    if as_json:
+        print_json(result.__dict__)
+        return
+    typer.echo(result.text)
