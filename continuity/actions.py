@@ -26,5 +26,8 @@ ACTIONS: dict[str, ActionKind] = {
         ActionKind("post", "customers", False, "a public one-off post (social media, status update)"),
         ActionKind("notice", "customers", True, "a customer notice switched on until the situation closes"),
         ActionKind("banner", "customers", True, "a website banner switched on until the situation closes"),
+        ActionKind("autoreply", "customers", True, "every customer email to a mailbox answered with the prepared "
+                   "text until the situation closes"),
+        ActionKind("announce", "customers", True, "a phone announcement switched on until the situation closes"),
     )
 }

@@ -208,20 +208,20 @@ def unknown_sink_type(w: Path) -> Expect:
 
 def playbook_unknown_route(w: Path) -> Expect:
     pb = user_playbook(w)
-    line = replace_line(pb, "    to: social", "    to: tweeter")  # the first one: steps[3], social-post
-    return Expect(file="my-playbooks/outage-phone.yaml", line=line, field="steps[3].to", words=("tweeter",))
+    line = replace_line(pb, "    to: social", "    to: tweeter")  # the first one: steps[4], social-post
+    return Expect(file="my-playbooks/outage-phone.yaml", line=line, field="steps[4].to", words=("tweeter",))
 
 
 def playbook_step_unknown_key(w: Path) -> Expect:
     pb = user_playbook(w)
-    line = replace_line(pb, "    after: 30m", "    afer: 30m")  # website-banner, steps[2]
-    return Expect(file="my-playbooks/outage-phone.yaml", line=line, field="steps[2].afer", words=("unknown key",))
+    line = replace_line(pb, "    after: 30m", "    afer: 30m")  # website-banner, steps[3]
+    return Expect(file="my-playbooks/outage-phone.yaml", line=line, field="steps[3].afer", words=("unknown key",))
 
 
 def playbook_unknown_action(w: Path) -> Expect:
     pb = user_playbook(w)
     line = replace_line(pb, "    action: post", "    action: tweet")
-    return Expect(file="my-playbooks/outage-phone.yaml", line=line, field="steps[3].action", words=("tweet",))
+    return Expect(file="my-playbooks/outage-phone.yaml", line=line, field="steps[4].action", words=("tweet",))
 
 
 def unknown_playbook_name(w: Path) -> Expect:

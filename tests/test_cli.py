@@ -71,8 +71,9 @@ def test_an_outage_from_start_to_finish(workdir: Path, cli: RunCli) -> None:
     opened = ok_json(cli("outage", "phone", "--reason", "SIP trunk down at the provider", "--eta", "2h", "--json",
                          now=at(0)))
     assert opened["created"] is True and opened["ok"] is True
-    assert {(r["step"], r["state"]) for r in opened["ran"]} == {("staff-runbook", "done"), ("customer-notice", "done")}
-    assert len(tree(workdir / "outbox")) == 2
+    assert {(r["step"], r["state"]) for r in opened["ran"]} == {("staff-runbook", "done"), ("customer-notice", "done"),
+                                                                ("email-autoreply", "done")}
+    assert len(tree(workdir / "outbox")) == 3
 
     status = ok_json(cli("status", "--json", now=at(1)))
     (sit,) = status["open"]
@@ -80,13 +81,14 @@ def test_an_outage_from_start_to_finish(workdir: Path, cli: RunCli) -> None:
     assert sit["reason"] == "SIP trunk down at the provider"
     assert sit["opened_by"] == "tester"
     assert sit["eta"] == (NOW + timedelta(hours=2)).isoformat()
-    assert sit["switched_on"] == [{"step": "customer-notice", "sink": "outbox", "action": "notice"}]
+    assert sit["switched_on"] == [{"step": "customer-notice", "sink": "outbox", "action": "notice"},
+                                  {"step": "email-autoreply", "sink": "outbox", "action": "autoreply"}]
     assert status["next_due"] == at(30).isoformat()
 
     # Someone else declares the same outage a moment later: same situation, nobody re-told.
     again = ok_text(cli("outage", "phone", "--reason", "SIP trunk down at the provider", "--eta", "2h", now=at(0)))
     assert "already open" in again and "not re-told" in again
-    assert len(tree(workdir / "outbox")) == 2
+    assert len(tree(workdir / "outbox")) == 3
 
     # 10:31 cron ticks: banner and social post go out.
     ticked = ok_json(cli("tick", "--json", now=at(31)))
@@ -96,7 +98,7 @@ def test_an_outage_from_start_to_finish(workdir: Path, cli: RunCli) -> None:
 
     (row,) = ok_json(cli("history", "--json", now=at(35)))  # still the one situation
     assert (row["id"], row["channel"], row["state"], row["duration"]) == (1, "phone", "open", "35m")
-    assert {s["step"] for s in row["switched_on"]} == {"customer-notice", "website-banner"}
+    assert {s["step"] for s in row["switched_on"]} == {"customer-notice", "email-autoreply", "website-banner"}
 
     report_md = ok_text(cli("report", "1", now=at(35)))
     assert report_md.startswith("# Situation #1: outage of phone")
@@ -111,7 +113,7 @@ def test_an_outage_from_start_to_finish(workdir: Path, cli: RunCli) -> None:
     assert restored["closed"] is True
     assert {(r["step"], r["phase"], r["state"]) for r in restored["ran"]} == {
         ("customer-notice", "undo", "done"), ("website-banner", "undo", "done"),
-        ("staff-resolved", "close", "done"), ("social-resolved", "close", "done"),
+        ("email-autoreply", "undo", "done"), ("staff-resolved", "close", "done"), ("social-resolved", "close", "done"),
     }
     assert not (workdir / BANNER).exists()
     after = ok_json(cli("status", "--json", now=at(41)))
@@ -137,7 +139,8 @@ def test_a_changed_eta_re_tells_customers(workdir: Path, cli: RunCli) -> None:
     # 14:30 in Budapest (UTC+1 in November).
     assert changed["situation"]["eta"] == NOW.replace(hour=13, minute=30).isoformat()
     assert {(r["step"], r["phase"]) for r in changed["ran"]} == {("staff-eta-update", "update"),
-                                                                 ("customer-notice", "update")}
+                                                                 ("customer-notice", "update"),
+                                                                 ("email-autoreply", "update")}
 
 
 def test_dry_run_shows_every_action_and_touches_nothing(workdir: Path, cli: RunCli) -> None:
@@ -150,8 +153,8 @@ def test_dry_run_shows_every_action_and_touches_nothing(workdir: Path, cli: RunC
 
     assert plan["dry_run"] is True
     steps = [(a["step"], a["sink"]) for a in plan["actions"]]
-    assert steps[:5] == [("staff-runbook", "outbox"), ("customer-notice", "outbox"), ("website-banner", "website"),
-                         ("social-post", "outbox"), ("staff-reminder", "outbox")]
+    assert steps[:6] == [("staff-runbook", "outbox"), ("customer-notice", "outbox"), ("email-autoreply", "outbox"),
+                         ("website-banner", "website"), ("social-post", "outbox"), ("staff-reminder", "outbox")]
     assert ("staff-resolved", "outbox") in steps and ("social-resolved", "outbox") in steps
     assert all(a["preview"].strip() for a in plan["actions"])
     assert tree(workdir) == [CONFIG_NAME], "a dry run creates no store, outbox or banner"

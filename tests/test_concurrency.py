@@ -39,10 +39,10 @@ def test_simultaneous_outage_commands_open_one_situation(tmp_path: Path) -> None
             done = sorted(k for k, s in steps if s == "done")
             assert done == sorted([
                 "s1/open/staff-runbook/1/outbox", "s1/open/staff-runbook/1/staff_mail",
-                "s1/open/customer-notice/1/outbox",
+                "s1/open/customer-notice/1/outbox", "s1/open/email-autoreply/1/outbox",
             ])
             assert len(smtp.recorder.message_ids()) == 1
-            assert len([p for p in (workdir / "outbox").iterdir() if not p.name.startswith(".")]) == 2
+            assert len([p for p in (workdir / "outbox").iterdir() if not p.name.startswith(".")]) == 3
             # Exactly one process reported opening; the others found it open.
             opened = [o for o, _ in outs if "opened" in o]
             assert len(opened) == 1, [o for o, _ in outs]

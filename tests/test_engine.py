@@ -85,7 +85,8 @@ def test_opening_runs_the_immediate_steps_and_plans_the_rest(engine: MakeEngine,
 
     results = eng.run_due()
 
-    assert ran(results) == {("staff-runbook", "open", "done"), ("customer-notice", "open", "done")}
+    assert ran(results) == {("staff-runbook", "open", "done"), ("customer-notice", "open", "done"),
+                            ("email-autoreply", "open", "done")}
     later = {r.step_id: r.due_at for r in rows(eng) if r.state == "planned"}
     assert later == {
         "website-banner": NOW + timedelta(minutes=30),
@@ -94,7 +95,7 @@ def test_opening_runs_the_immediate_steps_and_plans_the_rest(engine: MakeEngine,
     }
     # Customers hear nothing on the website before the 30-minute mark.
     assert not (workdir / "site/banner").exists()
-    assert len(tree(workdir / "outbox")) == 2
+    assert len(tree(workdir / "outbox")) == 3
 
 
 def test_banner_and_post_at_30m_then_hourly_reminders(engine: MakeEngine, workdir: Path) -> None:
@@ -190,6 +191,7 @@ def test_a_changed_eta_runs_on_update_and_refreshes_banner_and_notice(engine: Ma
         ("staff-eta-update", "update", "done"),
         ("social-update", "update", "done"),  # social-post went out at 30m
         ("customer-notice", "update", "done"),
+        ("email-autoreply", "update", "done"),
         ("website-banner", "update", "done"),
     }
     new_banner = banner_doc(workdir)["banners"]["1"]
@@ -207,7 +209,8 @@ def test_eta_change_before_the_post_stays_quiet_on_social_media(engine: MakeEngi
 
     results = eng.run_due()
 
-    assert ran(results) == {("staff-eta-update", "update", "done"), ("customer-notice", "update", "done")}
+    assert ran(results) == {("staff-eta-update", "update", "done"), ("customer-notice", "update", "done"),
+                            ("email-autoreply", "update", "done")}
     assert by_step(eng, "social-update") == []
 
 
@@ -234,6 +237,7 @@ def test_closing_switches_everything_off_and_announces_it(engine: MakeEngine, wo
     assert closed.closed and closed.situation is not None and closed.situation.state == "closed"
     assert ran(results) == {
         ("customer-notice", "undo", "done"),
+        ("email-autoreply", "undo", "done"),
         ("website-banner", "undo", "done"),
         ("staff-resolved", "close", "done"),
         ("social-resolved", "close", "done"),
@@ -259,7 +263,8 @@ def test_closing_before_30m_skips_the_social_resolved_post(engine: MakeEngine, w
     eng.close("phone", by="tester")
     results = eng.run_due()
 
-    assert ran(results) == {("customer-notice", "undo", "done"), ("staff-resolved", "close", "done")}
+    assert ran(results) == {("customer-notice", "undo", "done"), ("email-autoreply", "undo", "done"),
+                            ("staff-resolved", "close", "done")}
     assert by_step(eng, "social-resolved") == []
     assert [r.state for r in by_step(eng, "website-banner")] == ["cancelled"]
     assert [r.state for r in by_step(eng, "social-post")] == ["cancelled"]
@@ -416,8 +421,9 @@ def test_a_failing_sink_does_not_hold_up_the_others(engine: MakeEngine, hooked: 
         ("staff-runbook", "hook"): "failed",
         ("staff-runbook", "outbox"): "done",
         ("customer-notice", "outbox"): "done",
+        ("email-autoreply", "outbox"): "done",
     }
-    assert len(tree(workdir / "outbox")) == 2
+    assert len(tree(workdir / "outbox")) == 3
     # Later steps still run on time while the webhook keeps failing.
     later = advance_and_run(eng, timedelta(minutes=30))
     assert ("website-banner", "open", "done") in ran(later)

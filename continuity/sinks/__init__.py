@@ -17,6 +17,10 @@ SINKS: dict[str, str] = {
     "webhook": "continuity.sinks.webhook:WebhookSink",
     "email": "continuity.sinks.email:EmailSink",
     "chat": "continuity.sinks.chat:ChatSink",
+    "voice_text": "continuity.sinks.voice_text:VoiceTextSink",
+    "x": "continuity.sinks.x:XSink",
+    "http_post": "continuity.sinks.http_post:HttpPostSink",
+    "autoreply": "continuity.sinks.autoreply:AutoreplySink",
 }
 
 

@@ -1,0 +1,188 @@
+"""A small pool of reused SMTP connections (aiosmtplib) for the responder's answers.
+
+A backlog of thousands of answers must not open thousands of connections: up to `size` connections are
+kept open and each carries one answer after another (MAIL, RCPT, DATA; RSET after a refusal). Failures are
+sorted by what they mean for the answer:
+
+    SmtpTemporary   4xx, refused or dropped connection before DATA: it did NOT go out; try again later.
+                    The whole pool then waits (exponential backoff), so a rate-limiting server is not hammered
+                    by the other connections meanwhile.
+    SmtpPermanent   5xx for this answer: it did not go out and never will as it is.
+    SmtpUncertain   the connection died or timed out during DATA: it may have gone out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from continuity.probes.netreason import scrub
+
+if TYPE_CHECKING:
+    import aiosmtplib
+
+    from continuity.sinks.autoreply import AutoreplySettings
+
+
+class SmtpTemporary(Exception):
+    """Not sent, for a reason that passes (4xx, no connection): send again after a pause."""
+
+
+class SmtpPermanent(Exception):
+    """Refused for good (5xx): not sent."""
+
+
+class SmtpUncertain(Exception):
+    """The connection broke while the message was being transferred: it may or may not have gone out."""
+
+
+class Lease:
+    """One pooled connection, lent for one answer."""
+
+    def __init__(self, pool: SmtpPool, smtp: aiosmtplib.SMTP, reused: bool) -> None:
+        self.pool = pool
+        self.smtp = smtp
+        self.reused = reused
+        self.usable = True
+
+    async def send(self, message: bytes, sender: str, recipient: str) -> None:
+        """MAIL, RCPT, DATA; raises SmtpTemporary, SmtpPermanent or SmtpUncertain."""
+        import aiosmtplib
+
+        try:
+            try:
+                await self.smtp.mail(sender)
+            except aiosmtplib.SMTPServerDisconnected:
+                if not self.reused:
+                    raise
+                # An idle connection the server closed meanwhile: nothing was sent, open a fresh one.
+                self.smtp = await self.pool.connect()
+                self.reused = False
+                await self.smtp.mail(sender)
+            await self.smtp.rcpt(recipient)
+        except aiosmtplib.SMTPResponseException as exc:
+            await self._reset(exc.code)
+            raise self.pool.refusal(exc) from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            self.usable = False
+            self.pool.failed()  # a dropped line pauses the pool like a 4xx: no tight reconnect loop
+            raise SmtpTemporary(self.pool.reason(exc)) from None
+        try:
+            await self.smtp.data(message)
+        except aiosmtplib.SMTPResponseException as exc:
+            # The server answered the transfer with a code: it did not take the message.
+            await self._reset(exc.code)
+            raise self.pool.refusal(exc) from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            self.usable = False
+            self.pool.failed()
+            raise SmtpUncertain(self.pool.reason(exc)) from None
+        self.pool.succeeded()
+
+    async def _reset(self, code: int) -> None:
+        import aiosmtplib
+
+        if code == 421 or not self.smtp.is_connected:
+            self.usable = False
+            return
+        try:
+            await self.smtp.rset()
+        except (aiosmtplib.SMTPException, OSError):
+            self.usable = False
+
+
+class SmtpPool:
+    """Up to `size` reused connections; a shared pause after temporary failures."""
+
+    def __init__(self, settings: AutoreplySettings, size: int, *, first_delay: float = 1.0,
+                 max_delay: float = 300.0, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.size = size
+        self.first_delay = first_delay
+        self.max_delay = max_delay
+        self.monotonic = monotonic
+        self._sem = asyncio.Semaphore(size)
+        self._idle: list[aiosmtplib.SMTP] = []
+        self._failures = 0
+        self._resume_at = 0.0
+        self.connections_opened = 0
+
+    # pause and backoff ----------------------------------------------------------------------------------------
+
+    def delay_left(self) -> float:
+        return max(0.0, self._resume_at - self.monotonic())
+
+    def failed(self) -> float:
+        """Count a temporary failure and pause the pool; the pause in seconds."""
+        self._failures += 1
+        delay: float = min(self.max_delay, self.first_delay * 2.0 ** (self._failures - 1))
+        self._resume_at = max(self._resume_at, self.monotonic() + delay)
+        return delay
+
+    def succeeded(self) -> None:
+        self._failures = 0
+
+    # connections --------------------------------------------------------------------------------------------
+
+    async def connect(self) -> aiosmtplib.SMTP:
+        from continuity.probes.smtp import open_smtp
+
+        s = self.settings
+        password = s.smtp_password.get_secret_value() if s.smtp_password is not None else None
+        smtp = await open_smtp(s.smtp_host, s.smtp_port_number, s.smtp_security, s.smtp_username, password,
+                               s.verify_tls, s.timeout.total_seconds())
+        self.connections_opened += 1
+        return smtp
+
+    @asynccontextmanager
+    async def lease(self) -> AsyncIterator[Lease]:
+        """A connected client for one answer; raises SmtpTemporary when none can be had."""
+        import aiosmtplib
+
+        async with self._sem:
+            smtp = self._idle.pop() if self._idle else None
+            reused = smtp is not None
+            if smtp is None or not smtp.is_connected:
+                try:
+                    smtp = await self.connect()
+                except aiosmtplib.SMTPResponseException as exc:
+                    self.failed()
+                    raise SmtpTemporary(self.reason(exc)) from None
+                except (aiosmtplib.SMTPException, OSError) as exc:
+                    self.failed()
+                    raise SmtpTemporary(self.reason(exc)) from None
+                reused = False
+            lease = Lease(self, smtp, reused)
+            try:
+                yield lease
+            finally:
+                if lease.usable and lease.smtp.is_connected:
+                    self._idle.append(lease.smtp)
+                else:
+                    lease.smtp.close()
+
+    def refusal(self, exc: aiosmtplib.SMTPResponseException) -> Exception:
+        """4xx: temporary (and the pool pauses); 5xx: permanent."""
+        text = self.reason(exc)
+        if 400 <= exc.code < 500:
+            self.failed()
+            return SmtpTemporary(text)
+        return SmtpPermanent(text)
+
+    def reason(self, exc: BaseException) -> str:
+        """A short reason, with the SMTP code when there is one and never a password."""
+        from continuity.probes.smtp import smtp_reason
+
+        s = self.settings
+        password = s.smtp_password.get_secret_value() if s.smtp_password is not None else None
+        return scrub(smtp_reason(exc, s.timeout.total_seconds(), password), *s.secrets())
+
+    async def aclose(self) -> None:
+        """QUIT every idle connection."""
+        from continuity.probes.smtp import close_smtp
+
+        idle, self._idle = self._idle, []
+        await asyncio.gather(*(close_smtp(smtp) for smtp in idle), return_exceptions=True)
