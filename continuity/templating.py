@@ -12,24 +12,29 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-import jinja2
-from jinja2.sandbox import SandboxedEnvironment
-
 from continuity.errors import InputError, Location
 from continuity.sinks.base import Rendered
 
 if TYPE_CHECKING:
+    # jinja2 is imported where templates are compiled: loading a config only checks that files exist.
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
+
     from continuity.config.loader import LoadedConfig
 
 
-def make_environment(dirs: list[Path]) -> SandboxedEnvironment:
+def make_environment(dirs: list[Path], *, autoescape: bool = False) -> SandboxedEnvironment:
+    """Text blocks (mail, posts, banners kept as data) render raw; HTML pages pass autoescape=True."""
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
+
     return SandboxedEnvironment(
         loader=jinja2.FileSystemLoader([str(d) for d in dirs], encoding="utf-8"),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
-        autoescape=False,
+        autoescape=autoescape,
     )
 
 
@@ -58,8 +63,14 @@ class TemplateCatalog:
         self.default_locale = org.default_locale
         self.locales = list(org.locales)
         self.staff_locale = org.staff_lang
-        self.env = make_environment(self.dirs)
+        self._env: SandboxedEnvironment | None = None
         self._cache: dict[str, jinja2.Template] = {}
+
+    @property
+    def env(self) -> SandboxedEnvironment:
+        if self._env is None:
+            self._env = make_environment(self.dirs)
+        return self._env
 
     def locales_for(self, audience: str) -> list[str]:
         """Staff read one language; customers get every language the organisation serves."""
@@ -81,6 +92,8 @@ class TemplateCatalog:
         return None
 
     def _load(self, rel: str) -> jinja2.Template:
+        import jinja2
+
         cached = self._cache.get(rel)
         if cached is not None:
             return cached
@@ -95,6 +108,8 @@ class TemplateCatalog:
         return tmpl
 
     def render(self, name: str, locale: str, context: dict[str, Any]) -> Rendered:
+        import jinja2
+
         rel = self.find(name, locale)
         if rel is None:
             raise InputError(f"template {name!r} not found for locale {locale!r}", Location(name))

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs (Python packages and the Debian servers it talks to on
-# loopback: Dovecot for IMAP, SIPp for SIP), then run the whole suite. Extra arguments go to pytest.
+# Install everything the test suite needs (Python packages, the Debian servers it talks to on loopback:
+# Dovecot for IMAP, SIPp for SIP, and Chromium for the browser test), then run the whole suite. Extra
+# arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(dovecot-imapd dovecot-lmtpd sip-tester)
+# chromium: the browser tests/public drives through the playwright package (Debian's build, no download).
+debs=(dovecot-imapd dovecot-lmtpd sip-tester chromium)
 missing=()
 for pkg in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -101,6 +101,9 @@ async def serve(daemon: Daemon) -> web.AppRunner:
     app.router.add_post("/api/outage/{channel}", outage)
     app.router.add_post("/api/restore/{channel}", restore)
     app.router.add_post("/api/tick", tick)
+    from continuity.public.web import add_public_routes
+
+    add_public_routes(app, daemon)  # /banner.json, /banner.js, /status, /status.json, /voice.xml: read-only
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     host, port = split_bind(daemon.bind)

@@ -8,7 +8,6 @@ rename) so a visitor never sees half a banner, and a lock file serialises read-m
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import fcntl
 import html
@@ -17,6 +16,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,18 +80,11 @@ class FileBannerSink(Sink):
         return await self._run(remove, "banner removed")
 
     def _entry(self, action: Action) -> dict[str, Any]:
-        return {
-            "situation_id": action.situation_id,
-            "step_id": action.step_id,
-            "key": action.key,
-            "kind": action.kind,
-            "channel": action.channel,
-            "updated_at": self.context.clock.now().isoformat(),
-            "default_locale": action.primary.locale,
-            "locales": {r.locale: {"title": r.title, "body": r.body} for r in action.messages},
-        }
+        return banner_entry(action, self.context.clock.now())
 
     async def _run(self, change: Callable[[Banners], Banners], done: str) -> Outcome:
+        import asyncio  # here, not at the top: loading a config imports this module, and the CLI must start fast
+
         # File locking and fsync block; keep them off the event loop.
         try:
             remaining = await asyncio.to_thread(self._update, change)
@@ -145,6 +138,20 @@ class FileBannerSink(Sink):
             )
         banners: dict[str, Any] = doc.get("banners", {})
         return banners
+
+
+def banner_entry(action: Action, updated_at: datetime) -> dict[str, Any]:
+    """One situation's banner as data: every locale's title and body (the daemon's /banner.json serves the same)."""
+    return {
+        "situation_id": action.situation_id,
+        "step_id": action.step_id,
+        "key": action.key,
+        "kind": action.kind,
+        "channel": action.channel,
+        "updated_at": updated_at.isoformat(),
+        "default_locale": action.primary.locale,
+        "locales": {r.locale: {"title": r.title, "body": r.body} for r in action.messages},
+    }
 
 
 def render_html(banners: dict[str, Any]) -> str:

@@ -1,0 +1,290 @@
+"""The public status page: each customer channel's state and the open situations, per locale.
+
+Customers see what a support lead would tell them, never the ledger: no staff names, no sink errors, no
+probe details. A reason typed by a person is shown; the daemon's own reason ("smtp: connection refused
+10.0.0.5:25") is internal, so situations the daemon opened show a general sentence from the template instead.
+
+Channel state, most telling first: an open outage, a maintenance window in progress, a surge; without one,
+the daemon's health checks (down, degraded, up, or unknown before the first check). A channel without
+health checks is `up` unless a situation says otherwise: nobody declared a problem with it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from continuity.config.loader import LoadedConfig
+from continuity.errors import InputError, Location
+from continuity.store.records import EventRecord, SituationRecord
+from continuity.store.sqlite import SqliteStore
+from continuity.templating import make_environment
+from continuity.variables import channel_name, human_datetime
+
+STATUS_TEMPLATE = "public/status.html"
+# From calm to alarming; the page's headline follows the most alarming channel.
+SEVERITY = ("up", "unknown", "degraded", "busy", "maintenance", "down", "outage")
+_SITUATION_STATUS = {"outage": "outage", "maintenance": "maintenance", "surge": "busy"}
+# Timeline events customers may see, by the engine's event kind; everything else is internal.
+_PUBLIC_EVENTS = {"opened": "opened", "eta": "eta", "updated": "updated", "refreshed": "updated"}
+
+
+def public_channels(loaded: LoadedConfig) -> list[str]:
+    """The channels customers use: as configured, else those with a contact to give out."""
+    chosen = loaded.config.daemon.public.channels
+    if chosen is not None:
+        return list(chosen)
+    return [key for key, ch in loaded.config.channels.items() if ch.contact]
+
+
+def public_situations(loaded: LoadedConfig, store: SqliteStore) -> list[SituationRecord]:
+    """Open situations customers are told about: those of public channels, and every surge."""
+    shown = set(public_channels(loaded))
+    return [s for s in store.open_situations() if s.channel in shown or s.kind == "surge"]
+
+
+def _match(tag: str, served: list[str]) -> str | None:
+    tag = tag.strip().lower()
+    if not tag:
+        return None
+    for loc in served:
+        if loc.lower() == tag:
+            return loc
+    primary = tag.split("-")[0]
+    for loc in served:
+        if loc.lower().split("-")[0] == primary:
+            return loc
+    return None
+
+
+def pick_locale(loaded: LoadedConfig, requested: str | None, accept_language: str | None) -> str:
+    """`?lang=` first, then the browser's Accept-Language by its q-values, then the organisation's default."""
+    org = loaded.config.organisation
+    served = list(org.locales)
+    if requested:
+        found = _match(requested, served)
+        if found:
+            return found
+    weighted: list[tuple[float, int, str]] = []
+    for i, part in enumerate((accept_language or "").split(",")[:20]):
+        tag, _, params = part.partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        if q > 0:
+            weighted.append((-q, i, tag))
+    for _, _, tag in sorted(weighted):
+        found = org.default_locale if tag.strip() == "*" else _match(tag, served)
+        if found:
+            return found
+    return org.default_locale
+
+
+def _maintenance(sit: SituationRecord, now: datetime) -> dict[str, Any] | None:
+    window = sit.data.get("maintenance") if sit.data else None
+    if not window:
+        return None
+    start, end = datetime.fromisoformat(window["starts_at"]), datetime.fromisoformat(window["ends_at"])
+    return {"starts_at": start, "ends_at": end, "started": now >= start}
+
+
+def _updates(events: Callable[[int], list[EventRecord]], sit: SituationRecord) -> list[dict[str, Any]]:
+    out = []
+    for ev in events(sit.id):
+        kind = _PUBLIC_EVENTS.get(ev.kind)
+        if kind is None:
+            continue
+        eta = None
+        if ev.kind == "eta":
+            try:
+                eta = datetime.fromisoformat(ev.message.rsplit(" to ", 1)[1])
+            except (IndexError, ValueError):
+                eta = None
+        if ev.kind == "refreshed" and sit.kind == "maintenance":
+            kind = "started"
+        out.append({"at": ev.at, "kind": kind, "eta": eta})
+    out.reverse()  # newest first, as status pages read
+    return out
+
+
+def status_data(loaded: LoadedConfig, store: SqliteStore, health: Mapping[str, str | None], now: datetime,
+                locale: str) -> dict[str, Any]:
+    """The status as plain data for one locale: machine values (ISO times, state words) and the localised
+    text beside them (`*_text`), so /status.json and the HTML page say the same thing."""
+    return build_status(loaded, public_situations(loaded, store), store.events_for, health, now, locale)
+
+
+def build_status(loaded: LoadedConfig, situations: list[SituationRecord],
+                 events: Callable[[int], list[EventRecord]], health: Mapping[str, str | None], now: datetime,
+                 locale: str) -> dict[str, Any]:
+    org = loaded.config.organisation
+    tz = org.timezone
+
+    def when(dt: datetime | None) -> str | None:
+        return human_datetime(dt, locale, tz) if dt else None
+
+    by_channel: dict[str, list[SituationRecord]] = {}
+    for sit in situations:
+        by_channel.setdefault(sit.channel, []).append(sit)
+
+    channels: list[dict[str, Any]] = []
+    for key in public_channels(loaded):
+        status: str | None = None
+        for sit in by_channel.get(key, []):
+            window = _maintenance(sit, now)
+            if sit.kind == "maintenance" and window is not None and not window["started"]:
+                continue  # announced ahead: the channel still works
+            candidate = _SITUATION_STATUS.get(sit.kind, "outage")
+            if status is None or SEVERITY.index(candidate) > SEVERITY.index(status):
+                status = candidate
+        probe = health.get(key)
+        channels.append({
+            "key": key,
+            "name": channel_name(loaded, key, locale),
+            "contact": loaded.config.channels[key].contact,
+            "status": status or probe or "up",
+            "health": probe,
+        })
+
+    shown: list[dict[str, Any]] = []
+    statuses: list[str] = [c["status"] for c in channels]
+    for sit in situations:
+        window = _maintenance(sit, now)
+        ch_cfg = loaded.config.channels.get(sit.channel)
+        fallbacks = []
+        for fb in ch_cfg.fallbacks if ch_cfg else []:
+            fb_cfg = loaded.config.channels.get(fb.channel)
+            fallbacks.append({"key": fb.channel, "name": channel_name(loaded, fb.channel, locale),
+                              "contact": fb_cfg.contact if fb_cfg else None})
+        updates = [{"at": u["at"].isoformat(), "at_text": when(u["at"]), "kind": u["kind"],
+                    "eta": u["eta"].isoformat() if u["eta"] else None, "eta_text": when(u["eta"])}
+                   for u in _updates(events, sit)]
+        shown.append({
+            "id": sit.id,
+            "kind": sit.kind,
+            "channel": sit.channel,
+            "channel_name": channel_name(loaded, sit.channel, locale),
+            "reason": None if sit.source == "daemon" else sit.reason,
+            "opened_at": sit.opened_at.isoformat(),
+            "opened_at_text": when(sit.opened_at),
+            "eta": sit.eta.isoformat() if sit.eta else None,
+            "eta_text": when(sit.eta),
+            "maintenance": None if window is None else {
+                "starts_at": window["starts_at"].isoformat(), "starts_at_text": when(window["starts_at"]),
+                "ends_at": window["ends_at"].isoformat(), "ends_at_text": when(window["ends_at"]),
+                "started": window["started"],
+            },
+            "fallbacks": fallbacks,
+            "updates": updates,
+        })
+        if sit.kind != "maintenance" or window is None or window["started"]:
+            statuses.append(_SITUATION_STATUS.get(sit.kind, "outage"))
+    overall = max(statuses, key=SEVERITY.index, default="up")
+    return {
+        "organisation": org.name,
+        "website": org.website,
+        "locale": locale,
+        "locales": list(org.locales),
+        "generated_at": now.isoformat(),
+        "generated_at_text": when(now),
+        "overall": overall,
+        "channels": channels,
+        "situations": shown,
+    }
+
+
+def language_name(locale: str) -> str:
+    """A language's own name for itself (Magyar, Slovenčina), for the page's language links."""
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        name = Locale.parse(locale.replace("-", "_")).get_display_name(locale.replace("-", "_")) or locale
+    except (ValueError, UnknownLocaleError):
+        return locale
+    return name[:1].upper() + name[1:]
+
+
+class StatusPage:
+    """Renders status.html.j2 with autoescaping: unlike the text blocks of messages, this is HTML, and a
+    reason typed during an outage must come out as text."""
+
+    def __init__(self, loaded: LoadedConfig) -> None:
+        from continuity.templating import TemplateCatalog
+
+        self.loaded = loaded
+        self.catalog = TemplateCatalog(loaded)
+        self.env = make_environment(loaded.template_dirs, autoescape=True)
+
+    def render(self, data: dict[str, Any], refresh_seconds: int = 60) -> str:
+        locale = data["locale"]
+        rel = self.catalog.find(STATUS_TEMPLATE, locale)
+        if rel is None:
+            raise LookupError(f"template {STATUS_TEMPLATE}.j2 not found for locale {locale!r}")
+        languages = [{"code": loc, "name": language_name(loc), "current": loc == locale} for loc in data["locales"]]
+        return self.env.get_template(rel).render(**data, languages=languages, refresh_seconds=refresh_seconds)
+
+
+def sample_situations(loaded: LoadedConfig, now: datetime) -> tuple[list[SituationRecord], list[EventRecord]]:
+    """An outage (with and without a person's reason), a maintenance in progress and a surge: every branch
+    of the status template, for `continuity validate`."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from continuity.preview import sample_situation
+
+    channel = next(iter(public_channels(loaded) or loaded.config.channels))
+    outage = replace(sample_situation(channel, now - timedelta(minutes=40)), id=1, eta=now + timedelta(hours=2))
+    quiet = replace(outage, id=2, source="daemon", eta=None)
+    window = {"maintenance": {"starts_at": (now - timedelta(hours=1)).isoformat(),
+                              "ends_at": (now + timedelta(hours=1)).isoformat()}}
+    maintenance = replace(outage, id=3, kind="maintenance", data=window)
+    surge = replace(outage, id=4, kind="surge")
+    events = [EventRecord(1, 1, now - timedelta(minutes=40), "opened", "opened"),
+              EventRecord(2, 1, now - timedelta(minutes=10), "eta", f"ETA changed by x to {outage.eta.isoformat()}"
+                          if outage.eta else "eta"),
+              EventRecord(3, 1, now - timedelta(minutes=5), "updated", "reason changed"),
+              EventRecord(4, 3, now, "refreshed", "maintenance window started")]
+    return [outage, quiet, maintenance, surge], events
+
+
+def check_templates(loaded: LoadedConfig, now: datetime) -> int:
+    """Render the status page in every served locale with sample situations; errors name file and line."""
+    import jinja2
+
+    from continuity.templating import _shown, _template_line
+
+    page = StatusPage(loaded)
+    situations, events = sample_situations(loaded, now)
+    errors = []
+    count = 0
+    for locale in loaded.config.organisation.locales:
+        rel = page.catalog.find(STATUS_TEMPLATE, locale)
+        if rel is None:
+            errors.append(InputError(f"template {STATUS_TEMPLATE}.j2 not found for locale {locale!r}",
+                                     Location(f"{locale}/{STATUS_TEMPLATE}.j2")))
+            continue
+        for shown in (situations, []):
+            data = build_status(loaded, shown, lambda sid: [e for e in events if e.situation_id == sid],
+                                {}, now, locale)
+            try:
+                page.render(data)
+                count += 1
+            except jinja2.TemplateSyntaxError as exc:
+                errors.append(InputError(f"template syntax error: {exc.message}",
+                                         Location(_shown(exc.filename, rel), exc.lineno)))
+                break
+            except (jinja2.TemplateError, TypeError, ValueError, LookupError) as exc:
+                tmpl = page.env.get_template(rel)
+                line = _template_line(sys.exc_info()[2], tmpl)
+                errors.append(InputError(f"template error: {exc}", Location(_shown(tmpl.filename, rel), line)))
+                break
+    if errors:
+        from continuity.errors import InputErrors
+
+        raise InputErrors(errors)
+    return count

@@ -1,0 +1,158 @@
+"""The daemon's public, read-only routes: /banner.json, /banner.js, /status, /status.json, /voice.xml.
+
+No route here needs the bearer token because none changes anything: they read the store and the daemon's
+health. /banner.json and /status.json answer cross-origin reads only from `daemon.public.cors_origins`
+(none by default: same origin only; `*` allows any page). Answers carry an ETag, so a browser polling
+/banner.json every few seconds mostly gets an empty 304.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from continuity.public.banner import BannerSource
+from continuity.public.status import StatusPage, pick_locale, status_data
+from continuity.public.voice import announcement, twiml
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from continuity.daemon.service import Daemon
+
+log = logging.getLogger("continuity.public")
+
+_COMMON = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+# The status page needs nothing but its own inline CSS: no scripts, no frames, no outside requests.
+_PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors *"
+
+
+def banner_script() -> bytes:
+    return (resources.files("continuity.public") / "banner.js").read_bytes()
+
+
+def health_states(daemon: Daemon) -> dict[str, str | None]:
+    """Each probed channel as up / degraded / down / unknown (not probed since start); hysteresis respected."""
+    out: dict[str, str | None] = {}
+    for ch, h in daemon.health.items():
+        if ch not in daemon.last_cycle_at:
+            out[ch] = "unknown"
+        elif h.state in ("down", "recovering", "flapping"):
+            out[ch] = "down"
+        else:
+            out[ch] = "degraded" if h.degraded else "up"
+    return out
+
+
+class PublicSite:
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.loaded = daemon.loaded
+        self.public = daemon.loaded.config.daemon.public
+        self.banners = BannerSource(daemon.loaded, daemon.store)
+        self.page = StatusPage(daemon.loaded)
+        self.script = banner_script()
+        self._reported: set[str] = set()
+
+    # helpers -------------------------------------------------------------------------------------------------
+
+    def _cors(self, request: web.Request, headers: dict[str, str]) -> None:
+        origins = self.public.cors_origins
+        origin = request.headers.get("Origin")
+        if "*" in origins:
+            headers["Access-Control-Allow-Origin"] = "*"
+        elif origins:
+            headers["Vary"] = "Origin"
+            if origin and origin in origins:
+                headers["Access-Control-Allow-Origin"] = origin
+
+    def _answer(self, request: web.Request, body: bytes, content_type: str, cache: str,
+                extra: dict[str, str] | None = None, cors: bool = False) -> web.Response:
+        from aiohttp import web
+
+        etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+        headers = {**_COMMON, "Cache-Control": cache, "ETag": etag, **(extra or {})}
+        if cors:
+            self._cors(request, headers)
+        if etag in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}:
+            return web.Response(status=304, headers=headers)
+        return web.Response(body=body, headers={**headers, "Content-Type": content_type})
+
+    def _locale(self, request: web.Request) -> str:
+        return pick_locale(self.loaded, request.query.get("lang"), request.headers.get("Accept-Language"))
+
+    def _status(self, request: web.Request) -> dict[str, Any]:
+        return status_data(self.loaded, self.daemon.store, health_states(self.daemon), self.daemon.clock.now(),
+                           self._locale(request))
+
+    # routes ---------------------------------------------------------------------------------------------------
+
+    async def banner_json(self, request: web.Request) -> web.Response:
+        doc = self.banners.document()
+        for problem in self.banners.errors:
+            if problem not in self._reported:  # once, not at every visitor's poll
+                self._reported.add(problem)
+                log.warning("cannot render %s", problem)
+        body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+        return self._answer(request, body, "application/json; charset=utf-8", "no-cache", cors=True)
+
+    async def banner_js(self, request: web.Request) -> web.Response:
+        return self._answer(request, self.script, "text/javascript; charset=utf-8", "public, max-age=300")
+
+    async def preflight(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
+        headers = dict(_COMMON)
+        self._cors(request, headers)
+        if "Access-Control-Allow-Origin" in headers:
+            headers.update({"Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+                            "Access-Control-Allow-Headers": "If-None-Match", "Access-Control-Max-Age": "600"})
+        return web.Response(status=204, headers=headers)
+
+    async def status_json(self, request: web.Request) -> web.Response:
+        body = json.dumps(self._status(request), ensure_ascii=False, separators=(",", ":")).encode()
+        return self._answer(request, body, "application/json; charset=utf-8", "no-cache",
+                            {"Vary": "Accept-Language"}, cors=True)
+
+    async def status_html(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
+        data = self._status(request)
+        try:
+            html = self.page.render(data)
+        except Exception:  # a broken custom template: say so in the log, not to the visitor
+            log.exception("cannot render the status page")
+            return web.Response(status=500, text="The status page is temporarily unavailable.\n",
+                                headers=_COMMON)
+        return self._answer(request, html.encode(), "text/html; charset=utf-8", "no-cache",
+                            {"Vary": "Accept-Language", "Content-Security-Policy": _PAGE_CSP,
+                             "Content-Language": data["locale"]})
+
+    async def voice_xml(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
+        try:
+            parts = announcement(self.loaded, self.daemon.store, self.daemon.clock.now(), self.page.catalog)
+        except Exception:  # better silence than a provider error tone: log it and announce nothing
+            log.exception("cannot render the phone announcement")
+            parts = []
+        body = twiml(parts, self.public.voice_next_url, self.public.voice_names).encode()
+        return web.Response(body=body, headers={**_COMMON, "Cache-Control": "no-cache",
+                                                "Content-Type": "application/xml; charset=utf-8"})
+
+
+def add_public_routes(app: web.Application, daemon: Daemon) -> None:
+    """Mount the public pages on the daemon's HTTP app."""
+    site = PublicSite(daemon)
+    app.router.add_get("/banner.json", site.banner_json)
+    app.router.add_route("OPTIONS", "/banner.json", site.preflight)
+    app.router.add_get("/banner.js", site.banner_js)
+    app.router.add_get("/status", site.status_html)
+    app.router.add_get("/status.json", site.status_json)
+    app.router.add_route("OPTIONS", "/status.json", site.preflight)
+    app.router.add_get("/voice.xml", site.voice_xml)
+    # Telephony providers fetch their call instructions with POST by default; it reads, like the GET.
+    app.router.add_post("/voice.xml", site.voice_xml)

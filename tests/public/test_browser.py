@@ -1,0 +1,171 @@
+"""The banner in a real browser: Debian's Chromium driven by Playwright opens the sample shop page (lang="hu")
+served on loopback, a person runs `continuity outage phone` and `continuity restore phone` against the store a
+real `continuity daemon` reads, and the banner comes, speaks Hungarian, can be dismissed, and goes.
+
+Screenshots land in the test's tmp dir and, when CONTINUITY_TEST_ARTIFACTS names a folder, there as well.
+Skipped (with the reason) only when Chromium or Playwright is not available or cannot start.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import EXAMPLE_CONFIG, run_cli
+from tests.crashkit import free_port
+from tests.daemon.test_daemon_e2e import DaemonProc
+
+SHOP_PAGE = Path(__file__).parent / "shop" / "index.html"
+CHROMIUM = next((p for p in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", "/usr/lib/chromium/chromium")
+                 if p and Path(p).is_file()), None)
+# Shown on the banner through the chat channel's contact: must arrive as text, never as an element.
+INJECTED = '<img src=x onerror="window.pwned=1">'
+
+
+def write_config(workdir: Path, daemon_port: int, shop_origin: str) -> Path:
+    text = EXAMPLE_CONFIG.read_text(encoding="utf-8")
+    edits = [
+        ('    contact: "+36 1 234 5678"\n', '    contact: "+36 1 234 5678"\n'
+                                             '    override:\n      website-banner: {after: 0s}\n'),
+        ("    contact: https://shop.example.test/chat\n", f"    contact: '{INJECTED} chat'\n"),
+        ("  bind: 127.0.0.1:8765\n", f"  bind: 127.0.0.1:{daemon_port}\n"),
+        ("    cors_origins: []", f"    cors_origins: [{shop_origin}]"),
+    ]
+    for old, new in edits:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    path = workdir / "continuity.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
+    """Serves the sample shop page on loopback, its script tag pointed at `state[0]` (the daemon's URL)."""
+    state: list[str] = ["http://127.0.0.1:8765"]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            page = SHOP_PAGE.read_text(encoding="utf-8").replace("http://127.0.0.1:8765", state[0]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (scripts/test.sh installs it with apt)")
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError:
+        pytest.skip("the playwright Python package is not installed (pip install -e '.[test]')")
+    with sync_playwright() as pw:
+        try:
+            chromium = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        except Error as exc:
+            pytest.skip(f"Chromium at {CHROMIUM} cannot start: {str(exc).splitlines()[0]}")
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def save(page: Any, tmp_path: Path, name: str) -> Path:
+    shot = tmp_path / name
+    page.screenshot(path=str(shot), full_page=True)
+    artifacts = os.environ.get("CONTINUITY_TEST_ARTIFACTS")
+    if artifacts:
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, Path(artifacts) / name)
+    return shot
+
+
+def test_banner_appears_dismisses_and_goes_in_a_real_browser(tmp_path: Path, shop: tuple[str, list[str]],
+                                                             browser: Any) -> None:
+    shop_url, shop_state = shop
+    daemon_port = free_port()
+    shop_state[0] = f"http://127.0.0.1:{daemon_port}"
+    config = write_config(tmp_path, daemon_port, shop_url)
+    daemon = DaemonProc(config, daemon_port)
+    daemon.start()
+    try:
+        page = browser.new_page(viewport={"width": 1024, "height": 700})
+        page.goto(shop_url)
+        region = page.locator("#continuity-banner")
+        region.wait_for(state="attached")
+        assert region.get_attribute("role") == "status" and region.get_attribute("aria-live") == "polite"
+        page.wait_for_function("() => performance.getEntriesByType('resource')"
+                               ".some(e => e.name.endsWith('/banner.json'))")
+        assert page.locator(".cb-banner").count() == 0  # a calm day: nothing shown
+        products = page.locator("#products").bounding_box()
+
+        opened = run_cli(tmp_path, "outage", "phone", "--reason", "SIP trunk down at the provider", "--eta", "2h")
+        assert opened.returncode == 0, opened.stdout + opened.stderr
+        banner = page.locator(".cb-banner")
+        banner.wait_for(state="visible", timeout=10_000)
+        assert banner.get_attribute("lang") == "hu"  # the page's language
+        assert page.locator(".cb-title").text_content() == "Átmenetileg nem érhető el a telefonos ügyfélszolgálat"
+        body = page.locator(".cb-body").first.text_content() or ""
+        assert "help@shop.example.test" in body and INJECTED in body  # the markup is shown as text
+        assert page.evaluate("() => window.pwned") is None
+        assert page.locator("#continuity-banner img").count() == 0
+        assert page.locator("#products").bounding_box() == products  # an overlay: nothing on the page moved
+        close = page.get_by_role("button", name="Értesítés bezárása")
+        assert close.count() == 1
+        save(page, tmp_path, "banner-hu.png")
+
+        # The page's language decides: the same banner on a Slovak page.
+        page.evaluate("() => { document.documentElement.lang = 'sk'; }")
+        page.locator(".cb-banner[lang=sk]").wait_for(timeout=5_000)
+        assert page.locator(".cb-title").text_content() == "Dočasne nefunguje telefonická linka"
+        page.evaluate("() => { document.documentElement.lang = 'hu'; }")
+        page.locator(".cb-banner[lang=hu]").wait_for(timeout=5_000)
+
+        # Dismissed, it stays dismissed across polls and a reload...
+        page.get_by_role("button", name="Értesítés bezárása").click()
+        assert page.locator(".cb-banner").count() == 0
+        page.reload()
+        page.wait_for_function("() => performance.getEntriesByType('resource')"
+                               ".filter(e => e.name.endsWith('/banner.json')).length >= 2", timeout=10_000)
+        assert page.locator(".cb-banner").count() == 0
+        # ...until it says something new: a later ETA is a new revision.
+        later = run_cli(tmp_path, "outage", "phone", "--reason", "SIP trunk down at the provider", "--eta", "5h")
+        assert later.returncode == 0, later.stdout + later.stderr
+        page.locator(".cb-banner").wait_for(state="visible", timeout=10_000)
+
+        mobile = browser.new_page(viewport={"width": 390, "height": 844})
+        mobile.goto(f"http://127.0.0.1:{daemon_port}/status?lang=hu")
+        assert "Üzemzavar: telefonos ügyfélszolgálat" in mobile.content()
+        save(mobile, tmp_path, "status-hu-mobile.png")
+
+        restored = run_cli(tmp_path, "restore", "phone")
+        assert restored.returncode == 0, restored.stdout + restored.stderr
+        page.locator(".cb-banner").wait_for(state="detached", timeout=10_000)
+        save(page, tmp_path, "banner-gone.png")
+        assert (tmp_path / "banner-hu.png").stat().st_size > 1000
+    finally:
+        daemon.stop()
