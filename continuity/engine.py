@@ -7,24 +7,29 @@ transaction that claims it, so after a crash the ledger says exactly what may ha
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from continuity.clock import Clock
 from continuity.config.loader import LoadedConfig, SinkInstance
 from continuity.config.models import Playbook, StepSpec
 from continuity.errors import InputError, OperationFailed
-from continuity.runner import Runner, StepResult, backoff
 from continuity.sinks.base import Outcome
 from continuity.store.records import SituationRecord, StepRecord
 from continuity.store.sqlite import SqliteStore
 
+if TYPE_CHECKING:
+    # The runner brings jinja2 and asyncio: imported where steps run, so `status` and friends start fast.
+    from continuity.runner import StepResult
+    from continuity.templating import TemplateCatalog
+
 APPLIED = ("done", "uncertain", "running")
+# Situations of a campaign are scoped to the campaign, not to one channel: `campaign:<name>`.
+CAMPAIGN_SCOPE = "campaign:"
 # An ETA that moves less than this is not news: typing `--eta 2h` again a few minutes later must not
 # re-announce to every customer.
 ETA_TOLERANCE = timedelta(minutes=10)
@@ -58,6 +63,17 @@ def owner_alive(owner: str | None) -> bool:
     return _proc_start(pid) == start and start != "?"
 
 
+def anchored_due(step: StepSpec, opened: datetime, anchors: dict[str, datetime | None] | None) -> datetime | None:
+    """When a step of a newly opened situation is due: `after` its opening, or `after` its `at:` moment."""
+    if step.at is None:
+        return opened + step.after
+    if anchors is None or step.at not in anchors:
+        raise InputError(f"step {step.id!r} runs at the {step.at!r} moment, which only a campaign has; "
+                         "register a campaign that uses this playbook instead")
+    moment = anchors[step.at]
+    return None if moment is None else moment + step.after
+
+
 @dataclass
 class OpenResult:
     situation: SituationRecord
@@ -83,10 +99,23 @@ class Engine:
         self.clock = clock
         self.sink_instances = sink_instances if sink_instances is not None else loaded.sinks
         self.owner = current_owner()
+        self._catalog: TemplateCatalog | None = None
+
+    @property
+    def catalog(self) -> TemplateCatalog:
+        """The templates, compiled once per engine: the daemon runs steps many times a day and must not compile
+        every template again each time (that was most of the delay between an outage opening and its banner)."""
+        if self._catalog is None:
+            from continuity.templating import TemplateCatalog
+
+            self._catalog = TemplateCatalog(self.loaded)
+        return self._catalog
 
     # planning ---------------------------------------------------------------------------------------------
 
     def _channel(self, channel: str) -> None:
+        if channel.startswith(CAMPAIGN_SCOPE):  # a campaign's surge spans channels: its scope is the campaign
+            return
         if channel not in self.loaded.config.channels:
             known = ", ".join(self.loaded.config.channels)
             raise InputError(f"unknown channel {channel!r}; configured channels: {known}")
@@ -129,8 +158,12 @@ class Engine:
 
     def open(self, channel: str, *, reason: str, eta: timedelta | datetime | None = None, by: str,
              source: str = "cli", kind: str = "outage", playbook: str | None = None,
-             data: dict[str, Any] | None = None) -> OpenResult:
-        """Open an outage of a channel, or update the one already open (idempotent)."""
+             data: dict[str, Any] | None = None,
+             anchors: dict[str, datetime | None] | None = None) -> OpenResult:
+        """Open an outage of a channel, or update the one already open (idempotent).
+
+        `anchors` are the named moments steps with `at:` run at (a campaign's launch and reminder); a moment
+        given as None skips those steps."""
         self._channel(channel)
         if not reason.strip():
             raise InputError("a reason is required: say what broke")
@@ -147,7 +180,9 @@ class Engine:
                                      f"{kind} of {channel} opened by {by} ({source}): {reason}"
                                      + (f"; ETA {eta_at.isoformat()}" if eta_at else ""))
                 for step in pb.steps:
-                    self._plan(sid, "open", step, 1, now + step.after)
+                    due = anchored_due(step, now, anchors)
+                    if due is not None:
+                        self._plan(sid, "open", step, 1, due)
                 situation = self.store.get_situation(sid)
                 assert situation is not None
                 return OpenResult(situation, created=True, planned=self.store.steps_for(sid))
@@ -324,7 +359,11 @@ class Engine:
                 state = "failed"
                 retryable = outcome.status == "retryable" and row.attempts < policy.attempts
                 if retryable:
+                    from continuity.runner import backoff
+
                     delay = backoff(row.attempts, policy.first_delay, policy.max_delay)
+                    if outcome.retry_after is not None:  # the remote named its own time (a rate limit reset)
+                        delay = max(delay, outcome.retry_after)
                 self.store.set_step(row.id, expect=("running",), state="failed", owner=None,
                                     last_error=outcome.detail[:2000],
                                     next_retry_at=now + delay if delay is not None else None,
@@ -338,6 +377,8 @@ class Engine:
         return updated, state, delay
 
     async def run_due_async(self, situation_ids: Sequence[int] | None = None, inline: bool = True) -> list[StepResult]:
+        from continuity.runner import Runner
+
         runner = Runner(self)
         try:
             results: list[StepResult] = []
@@ -354,9 +395,13 @@ class Engine:
     def run_due(self, situation_ids: Sequence[int] | None = None, inline: bool = True) -> list[StepResult]:
         self.recover()
         if situation_ids is None:
+            from continuity.campaigns.phases import advance as advance_campaigns
             from continuity.maintenance import advance
 
             advance(self)
+            advance_campaigns(self)
+        import asyncio
+
         return asyncio.run(self.run_due_async(situation_ids, inline))
 
     def confirm(self, step_row_id: int, *, sent: bool, by: str) -> StepRecord:

@@ -11,11 +11,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from continuity.autoreply.supervisor import Supervisor
+from continuity.campaigns import phases as campaigns
 from continuity.checks import ChannelCheck, ProbeSet
 from continuity.clock import Clock
 from continuity.config.loader import LoadedConfig
 from continuity.daemon import FLAPPING_TEMPLATE, HEALTHY_TEMPLATE
 from continuity.daemon.metrics import Metrics
+from continuity.daemon.surge import SurgeMonitor
 from continuity.engine import Engine
 from continuity.logs import event
 from continuity.maintenance import active_window, advance, next_times
@@ -42,9 +45,11 @@ class Daemon:
         self.log = log
         self.engine = Engine(loaded, store, clock)
         self.probes = ProbeSet(loaded, clock)
+        self.surge = SurgeMonitor(loaded, self.engine, store, clock, log)
         self.health = {ch: ChannelHealth(spec.health) for ch, spec in loaded.config.channels.items()
                        if spec.health is not None and ch in self.probes.probes}
         self.metrics = Metrics()
+        self.autoreply = Supervisor(loaded, store, clock, log, self.metrics.registry)
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.stopping = asyncio.Event()
         self.started_at: datetime | None = None
@@ -52,6 +57,9 @@ class Daemon:
         self.last_cycle_at: dict[str, datetime] = {}
         self._inflight: set[asyncio.Task[Any]] = set()
         self._step_jobs: set[str] = set()
+        self._cycling: set[str] = set()  # channels whose probe cycle is running now
+        self._cycle_due: set[str] = set()  # ... and whose next cycle fell due meanwhile
+        self._warming: asyncio.Future[int] | None = None
 
     # lifecycle -------------------------------------------------------------------------------------------------
 
@@ -88,12 +96,48 @@ class Daemon:
         self.scheduler.start()
         now = datetime.now(UTC)
         for ch, h in self.health.items():
-            self.scheduler.add_job(self._job(self.cycle, ch), IntervalTrigger(seconds=h.spec.every.total_seconds()),
-                                   id=f"probe-{ch}", next_run_time=now, max_instances=1, coalesce=True,
-                                   misfire_grace_time=None)
+            # Two instances: the second only notes that a cycle is due while the first overruns (never skipped).
+            self.scheduler.add_job(self._job(self.probe_job, ch),
+                                   IntervalTrigger(seconds=h.spec.every.total_seconds()), id=f"probe-{ch}",
+                                   next_run_time=now, max_instances=2, coalesce=True, misfire_grace_time=None)
         self.scheduler.add_job(self._job(self.resync), IntervalTrigger(seconds=RESYNC_EVERY), id="resync",
                                max_instances=1, coalesce=True, misfire_grace_time=None)
+        self.surge.resume()
+        for ch in self.surge.watches:
+            every = self.surge.reader.spec(ch).every.total_seconds()
+            self.scheduler.add_job(self._job(self.surge_cycle, ch), IntervalTrigger(seconds=every), id=f"surge-{ch}",
+                                   next_run_time=now, max_instances=1, coalesce=True, misfire_grace_time=None)
         await self.run_steps()  # steps missed while the daemon was down run now, marked late
+        self._warming = asyncio.ensure_future(asyncio.to_thread(self.warm_up))
+
+    def warm_up(self) -> int:
+        """Compile the templates of every channel's playbook and load each locale's date formats, once, in the
+        background: most outages are the first of their kind since the daemon started, and their first steps
+        must not wait for that (about a third of a second on this kind of machine). Returns how many compiled."""
+        from continuity.variables import human_datetime, human_duration
+
+        catalog = self.engine.catalog
+        wanted = {(HEALTHY_TEMPLATE, "staff"), (FLAPPING_TEMPLATE, "staff")}
+        for playbook in self.loaded.channel_playbooks.values():
+            wanted.update((step.template, step.audience) for _, step in playbook.all_steps())
+        compiled = 0
+        for template, audience in sorted(wanted):
+            for locale in catalog.locales_for(audience):
+                rel = catalog.find(template, locale)
+                try:
+                    if rel is not None:
+                        catalog.env.get_template(rel)  # cached by the environment the catalog renders with
+                        compiled += 1
+                except Exception:  # noqa: S112 (a broken template is reported when its step runs)
+                    continue
+        tz = self.loaded.config.organisation.timezone
+        for locale in {*catalog.locales, catalog.staff_locale}:
+            try:
+                human_duration(timedelta(hours=1, minutes=5), locale)
+                human_datetime(self.clock.now(), locale, tz)
+            except Exception:  # noqa: S112 (only a head start; a real step reports its own error)
+                continue
+        return compiled
 
     async def stop(self) -> None:
         """Stop probing, let running steps finish (a bounded while), leave the rest to the next start."""
@@ -104,7 +148,9 @@ class Daemon:
             done, not_done = await asyncio.wait(pending, timeout=STOP_GRACE)
             for task in not_done:
                 task.cancel()
+        await self.autoreply.stop(STOP_GRACE)
         await self.probes.aclose()
+        await self.surge.aclose()
         event(self.log, "daemon.stop", "stopped; unfinished steps resume at the next start")
 
     def _job(self, func: Callable[..., Awaitable[None]], *args: Any) -> Callable[[], Awaitable[None]]:
@@ -125,6 +171,23 @@ class Daemon:
         return job
 
     # probes and health -------------------------------------------------------------------------------------
+
+    async def probe_job(self, channel: str) -> None:
+        """Run the channel's cycle; a tick that comes while the last cycle still runs (a hanging peer, timeout
+        >= every) runs right after it, so failing probes follow each other without a lost interval and a hang
+        is detected at every x fail_after + timeout, not a whole interval later per failure."""
+        if channel in self._cycling:
+            self._cycle_due.add(channel)
+            return
+        self._cycling.add(channel)
+        try:
+            while True:
+                self._cycle_due.discard(channel)
+                await self.cycle(channel)
+                if channel not in self._cycle_due or self.stopping.is_set():
+                    return
+        finally:
+            self._cycling.discard(channel)
 
     async def cycle(self, channel: str) -> None:
         check = await self.probes.check(channel)
@@ -196,6 +259,11 @@ class Daemon:
             return
         await self.run_steps()
 
+    async def surge_cycle(self, channel: str) -> None:
+        """Read the channel's volume; open or close its unplanned surge (daemon/surge.py decides which)."""
+        if await self.surge.cycle(channel):
+            await self.run_steps()
+
     # steps ---------------------------------------------------------------------------------------------------
 
     async def run_steps(self) -> list[StepResult]:
@@ -209,6 +277,9 @@ class Daemon:
                                           reason=f"still down after maintenance #{window.id}: {h.last_reason}"[:500])
                 event(self.log, "outage.opened", f"outage #{opened.situation.id} of {window.channel} opened",
                       channel=window.channel, situation=opened.situation.id)
+        for what, run in campaigns.advance(self.engine):
+            event(self.log, f"campaign.{what}", f"campaign {run.name} (run {run.run}) {what}", campaign=run.name,
+                  situation=run.situation_id)
         results = await self.engine.run_due_async(inline=False)
         for r in results:
             outcome = r.state
@@ -222,11 +293,14 @@ class Daemon:
                   step=r.row.step_id, phase=r.row.phase, sink=r.row.sink, late=r.row.late)
         self.sync_step_jobs()
         self._update_gauges()
+        self.autoreply.sync()  # a responder switched on or off by these steps starts or stops now
         return results
 
     async def resync(self) -> None:
         self.engine.recover()
-        due = min([t for t in [self.store.next_due(), *next_times(self.engine)] if t is not None], default=None)
+        self.autoreply.sync()  # situations opened or closed by other processes (the CLI)
+        due = min([t for t in [self.store.next_due(), *next_times(self.engine), *campaigns.next_times(self.engine)]
+                   if t is not None], default=None)
         if due is not None and due <= self.clock.now():
             await self.run_steps()
         else:
@@ -242,6 +316,7 @@ class Daemon:
         live = {job.id for job in self.scheduler.get_jobs()}
         self._step_jobs &= live
         wanted: list[tuple[str, datetime]] = [(f"maintenance-{ts(when)}", when) for when in next_times(self.engine)]
+        wanted += [(f"campaign-{ts(when)}", when) for when in campaigns.next_times(self.engine)]
         for row in self.store.pending_steps():
             when = row.next_retry_at if row.state == "failed" else row.due_at
             if when is not None:
