@@ -77,7 +77,9 @@ def main() -> None:
         with urllib.request.urlopen(base + "/banner.json") as r:
             etag = r.headers["ETag"]
         print(f"{n} requests per route, {c} in flight, daemon pid {daemon.pid}, one phone outage open")
-        print(f"{'route':<34} {'req/s':>8} {'bytes':>7}  status")
+        base_rate, _, _ = asyncio.run(hammer(base + "/healthz", n, c, {}))
+        print(f"baseline /healthz (same server, no store or rendering): {base_rate:.0f} req/s")
+        print(f"{'route':<34} {'req/s':>8} {'bytes':>7} {'of baseline':>12}  status")
         for label, path, headers in [
             ("/banner.json", "/banner.json", {}),
             ("/banner.json (If-None-Match: 304)", "/banner.json", {"If-None-Match": etag}),
@@ -87,7 +89,7 @@ def main() -> None:
             ("/voice.xml (4 languages)", "/voice.xml", {}),
         ]:
             rate, size, statuses = asyncio.run(hammer(base + path, n, c, headers))
-            print(f"{label:<34} {rate:8.0f} {size:7d}  {sorted(statuses)}")
+            print(f"{label:<34} {rate:8.0f} {size:7d} {rate / base_rate:12.2f}  {sorted(statuses)}")
     finally:
         daemon.terminate()
         daemon.wait(15)
