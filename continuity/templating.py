@@ -18,17 +18,17 @@ from continuity.sinks.base import Rendered
 if TYPE_CHECKING:
     # jinja2 is imported where templates are compiled: loading a config only checks that files exist.
     import jinja2
-    from jinja2.sandbox import SandboxedEnvironment
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     from continuity.config.loader import LoadedConfig
 
 
-def make_environment(dirs: list[Path], *, autoescape: bool = False) -> SandboxedEnvironment:
+def make_environment(dirs: list[Path], *, autoescape: bool = False) -> ImmutableSandboxedEnvironment:
     """Text blocks (mail, posts, banners kept as data) render raw; HTML pages pass autoescape=True."""
     import jinja2
-    from jinja2.sandbox import SandboxedEnvironment
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    return SandboxedEnvironment(
+    return ImmutableSandboxedEnvironment(
         loader=jinja2.FileSystemLoader([str(d) for d in dirs], encoding="utf-8"),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -63,11 +63,11 @@ class TemplateCatalog:
         self.default_locale = org.default_locale
         self.locales = list(org.locales)
         self.staff_locale = org.staff_lang
-        self._env: SandboxedEnvironment | None = None
+        self._env: ImmutableSandboxedEnvironment | None = None
         self._cache: dict[str, jinja2.Template] = {}
 
     @property
-    def env(self) -> SandboxedEnvironment:
+    def env(self) -> ImmutableSandboxedEnvironment:
         if self._env is None:
             self._env = make_environment(self.dirs)
         return self._env

@@ -479,3 +479,19 @@ def test_a_drill_writes_only_into_its_own_folder(configure: Configure, http_serv
     assert any(f.startswith("outbox/hook/") for f in files)
     assert any(f.startswith("outbox/website/") for f in files)
     assert {Path(f).parts[0] for f in files} <= {"drill.db", "drill.db-wal", "drill.db-shm", "outbox"}
+
+
+def test_templates_cannot_mutate_what_they_are_given(tmp_path: Path) -> None:
+    """Marketing's FAQ texts and users' templates render in the immutable sandbox: no list.append, no dict
+    update, no attribute tricks."""
+    from jinja2.exceptions import SecurityError
+
+    from continuity.templating import make_environment
+
+    env = make_environment([tmp_path])
+    items = [1]
+    with pytest.raises(SecurityError):
+        env.from_string("{{ items.append(2) }}").render(items=items)
+    with pytest.raises(SecurityError):
+        env.from_string("{{ ''.__class__.__mro__ }}").render()
+    assert items == [1]

@@ -21,7 +21,7 @@ from continuity.campaigns.model import Campaign, Code, shift_years, text_for
 from continuity.variables import Obj, channel_name, human_datetime, human_duration
 
 if TYPE_CHECKING:
-    from jinja2.sandbox import SandboxedEnvironment
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     from continuity.config.loader import LoadedConfig
     from continuity.config.models import Playbook
@@ -32,7 +32,7 @@ BUILTIN_VARS = ("campaign", "org", "locale")
 
 
 @lru_cache(maxsize=1)
-def _env() -> SandboxedEnvironment:
+def _env() -> ImmutableSandboxedEnvironment:
     from continuity.templating import make_environment
 
     return make_environment([])

@@ -169,10 +169,9 @@ class EmailSink(Sink):
         return Outcome.fail(f"{where}{message} (check the email sink's security and login settings)")
 
     def _scrub(self, text: str) -> str:
-        # Servers echo parts of what they were sent; make sure the password is never passed on.
-        text = " ".join(str(text).split())[:200]
-        if self.settings.password is not None:
-            secret = self.settings.password.get_secret_value()
-            if secret:
-                text = text.replace(secret, "**********")
-        return text
+        # Servers echo parts of what they were sent; make sure the password is never passed on (replaced
+        # before the text is cut, so no prefix of it survives at the cut).
+        from continuity.probes.netreason import scrub
+
+        password = self.settings.password.get_secret_value() if self.settings.password is not None else None
+        return scrub(text, password, limit=200)

@@ -117,9 +117,9 @@ def _json_value(value: Any) -> str:
 def body_template(source: str) -> jinja2.Template:
     """The body template in a sandbox where every expression's output is a JSON value."""
     import jinja2
-    from jinja2.sandbox import SandboxedEnvironment
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, finalize=_json_value, autoescape=False,
+    env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, finalize=_json_value, autoescape=False,
                                keep_trailing_newline=False)
     return env.from_string(source)
 
