@@ -112,13 +112,20 @@ class Runner:
         return tuple(Earlier(r.key, r.step_id, r.phase, r.state, r.detail or "") for r in rows)
 
     async def _attempt(self, row: StepRecord) -> Outcome:
+        # Preparing the row can fail for reasons no retry fixes (its sink was removed from the config, the
+        # action kind is gone, a sink's settings no longer build): that is this row's failure, not the run's.
+        if row.sink not in self.engine.sink_instances:
+            return Outcome.fail(f"sink {row.sink!r} is no longer configured")
         try:
             action = self.build_action(row)
+            sink = self.sink(row.sink)
         except ContinuityError as exc:
             return Outcome.fail(str(exc))
-        sink = self.sink(row.sink)
-        call = sink.undo(action) if action.operation == "undo" else sink.apply(action)
+        except Exception as exc:
+            return Outcome.fail(f"could not prepare step {row.step_id!r} for sink {row.sink!r}: "
+                                f"{type(exc).__name__}: {exc}")
         try:
+            call = sink.undo(action) if action.operation == "undo" else sink.apply(action)
             return await asyncio.wait_for(call, SINK_TIMEOUT)
         except TimeoutError:
             return Outcome.retry(f"sink {row.sink!r} did not answer within {SINK_TIMEOUT:.0f}s")
@@ -126,7 +133,14 @@ class Runner:
             return Outcome.retry(f"sink {row.sink!r} raised {type(exc).__name__}: {exc}")
 
     async def run_row(self, row: StepRecord, inline: bool = True) -> StepResult:
-        """Run one claimed row to an outcome, retrying inline while the delay fits the inline budget."""
+        """Run one claimed row to an outcome; whatever goes wrong on the way becomes this row's failure."""
+        try:
+            return await self._run_row(row, inline)
+        except Exception as exc:
+            return self.settle(row, f"step {row.step_id!r} → sink {row.sink!r} stopped: {type(exc).__name__}: {exc}")
+
+    async def _run_row(self, row: StepRecord, inline: bool) -> StepResult:
+        """Retry inline while the delay fits the inline budget; later retries are left to the next run."""
         policy = self.engine.loaded.config.retry
         budget = policy.inline_budget.total_seconds() if inline else 0.0
         while True:
@@ -141,7 +155,28 @@ class Runner:
                 return StepResult(row, state, outcome.detail)
             row = reclaimed
 
+    def settle(self, row: StepRecord, detail: str) -> StepResult:
+        """Record an unexpected error as the row's final failure, so it is never left `running` unexplained."""
+        current = self.engine.store.get_step(row.id) or row
+        if current.state != "running":  # its outcome was already written; report what the ledger says
+            return StepResult(current, current.state, detail)
+        updated, state, _ = self.engine.record_outcome(current, Outcome.fail(detail))
+        return StepResult(updated, state, detail)
+
     async def run(self, rows: list[StepRecord], inline: bool = True) -> list[StepResult]:
         if not rows:
             return []
-        return list(await asyncio.gather(*(self.run_row(r, inline) for r in rows)))
+        gathered = await asyncio.gather(*(self.run_row(r, inline) for r in rows), return_exceptions=True)
+        results: list[StepResult] = []
+        for row, got in zip(rows, gathered, strict=True):
+            if isinstance(got, StepResult):
+                results.append(got)
+                continue
+            if not isinstance(got, Exception):  # cancellation and interrupts stop the run as they should
+                raise got
+            detail = f"step {row.step_id!r} → sink {row.sink!r} stopped: {type(got).__name__}: {got}"
+            try:
+                results.append(self.settle(row, detail))
+            except Exception as exc:  # the ledger itself failed: still report the row with the other results
+                results.append(StepResult(row, "failed", f"{detail} (not recorded: {type(exc).__name__}: {exc})"))
+        return results

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from continuity.cli import app
-from continuity.cli.common import console, engine, guarded, print_json
+from continuity.cli.common import console, engine, esc, guarded, print_json
 
 auto = typer.Typer(help="The e-mail auto-responder: customers who write in during an outage get a prepared answer "
                         "in their language (run by `continuity daemon`).", no_args_is_help=True)
@@ -80,7 +80,8 @@ def status(
         table.add_column(col)
     for b in boxes:
         c = b["counts"]
-        state = ("[green]on[/] for " + ", ".join(f"#{s['id']} {s['kind']} {s['channel']}" for s in b["situations"])
+        state = ("[green]on[/] for " + esc(", ".join(f"#{s['id']} {s['kind']} {s['channel']}"
+                                                     for s in b["situations"]))
                  if b["on"] else "off")
         skipped = str(c["skipped"])
         if b["skipped_reasons"]:
@@ -88,6 +89,7 @@ def status(
         error = b["last_error"] or b["last_send_error"] or ""
         if b["last_error"] and b["last_error_at"]:
             error += f" at {b['last_error_at']}"
-        table.add_row(f"{b['name']}\n{b['address'] or '(not configured)'}", state, str(c["sent"]), skipped,
-                      str(c["queued"] + c["sending"]), str(c["uncertain"]), str(c["failed"]), error)
+        table.add_row(esc(f"{b['name']}\n{b['address'] or '(not configured)'}"), state, str(c["sent"]),
+                      esc(skipped), str(c["queued"] + c["sending"]), str(c["uncertain"]), str(c["failed"]),
+                      esc(error))
     out.print(table)

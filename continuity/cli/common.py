@@ -91,6 +91,17 @@ def err_console() -> Any:
     return Console(stderr=True, highlight=False)
 
 
+def esc(value: object) -> str:
+    """Text from users, files or remote servers, made safe to put next to Rich markup.
+
+    Square brackets in such text (`[/x]`, a regex like `[a-z]`, a server banner) would otherwise be read as
+    markup: a MarkupError traceback or silently eaten characters. Fixed labels keep their markup.
+    """
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
 def guarded(func: Callable[P, R]) -> Callable[P, R]:
     """Turn the project's errors into one clean message and exit code; tracebacks only with --debug."""
 
@@ -135,7 +146,7 @@ def report_error(exc: ContinuityError, as_json: bool) -> None:
     label = "error" if exc.exit_code == ExitCode.BAD_INPUT else "failed"
     out = err_console()
     for e in errors:
-        out.print(f"[bold red]{label}:[/] {e}", markup=True, highlight=False, soft_wrap=True)
+        out.print(f"[bold red]{label}:[/] {esc(e)}", markup=True, highlight=False, soft_wrap=True)
 
 
 def parse_eta(text: str | None, now: datetime, tz: str) -> datetime | None:

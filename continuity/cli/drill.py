@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from continuity.cli import app
-from continuity.cli.common import clock, console, guarded, load, print_json
+from continuity.cli.common import clock, console, esc, guarded, load, print_json
 from continuity.errors import InputError
 
 
@@ -52,13 +52,14 @@ def drill(
     directory = outbox or Path(tempfile.mkdtemp(prefix="continuity-drill-"))
     out = console()
     if not as_json:
-        out.print(f"[bold]Drill: outage of {channel}[/] — messages go to {directory}/outbox only\n")
+        out.print(f"[bold]Drill: outage of {esc(channel)}[/] — messages go to {esc(directory)}/outbox only\n")
     result = run_drill(loaded, channel, directory, start=clock().now(), speed=speed, duration=span,
                        reason=reason, eta=eta_delta, playbook=playbook,
-                       emit=(lambda line: None) if as_json else (lambda line: out.print(format_line(line))))
+                       emit=(lambda line: None) if as_json else (lambda line: out.print(format_line(line),
+                                                                                        markup=False)))
     if as_json:
         print_json({"directory": str(directory), "lines": [
             {"offset_seconds": int(line.offset.total_seconds()), "step": line.step, "action": line.action,
              "sink": line.sink, "state": line.state, "file": line.text} for line in result.lines]})
     else:
-        out.print(f"\n{len(result.lines)} actions rehearsed. Read them in {directory}/outbox.")
+        out.print(f"\n{len(result.lines)} actions rehearsed. Read them in {directory}/outbox.", markup=False)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import typer
 
 from continuity.cli import app
-from continuity.cli.common import console, engine, guarded, load, parse_eta, print_json, who
+from continuity.cli.common import console, engine, esc, guarded, load, parse_eta, print_json, who
 from continuity.errors import InputError
 
 maint = typer.Typer(help="Plan maintenance of a channel: customers and staff are told ahead, failures inside the "
@@ -69,7 +69,8 @@ def add(
         announce = window.starts_at - timedelta(seconds=window.notice_s)
         console().print(f"Maintenance #{window.id} of {channel} scheduled: {_local(window.starts_at, tz)} – "
                         f"{_local(window.ends_at, tz)} ({tz}); staff and customers are told at "
-                        f"{_local(announce, tz)}. The daemon (or `continuity tick`) announces and runs it.")
+                        f"{_local(announce, tz)}. The daemon (or `continuity tick`) announces and runs it.",
+                        markup=False)
 
 
 @maint.command("list")
@@ -87,11 +88,12 @@ def list_windows(
     from rich.table import Table
 
     tz = eng.loaded.config.organisation.timezone
-    table = Table(title=f"Maintenance windows ({tz})", title_justify="left")
+    table = Table(title=f"Maintenance windows ({esc(tz)})", title_justify="left")
     for col in ("id", "channel", "start", "end", "state", "reason"):
         table.add_column(col)
     for w in windows:
-        table.add_row(str(w.id), w.channel, _local(w.starts_at, tz), _local(w.ends_at, tz), w.state, w.reason[:60])
+        table.add_row(str(w.id), esc(w.channel), _local(w.starts_at, tz), _local(w.ends_at, tz), esc(w.state),
+                      esc(w.reason[:60]))
     console().print(table)
 
 
@@ -111,4 +113,4 @@ def cancel(
     if as_json:
         print_json({"ok": True, "window": _window_dict(window), "ran": [r.as_dict() for r in results]})
     else:
-        console().print(f"Maintenance #{window.id} of {window.channel} cancelled.")
+        console().print(f"Maintenance #{window.id} of {window.channel} cancelled.", markup=False)

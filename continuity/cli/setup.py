@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from continuity.cli import app
-from continuity.cli.common import STATE, clock, console, guarded, load, print_json
+from continuity.cli.common import STATE, clock, console, err_console, esc, guarded, load, print_json
 from continuity.errors import InputError
 
 
@@ -28,7 +28,7 @@ def init() -> None:
         raise InputError("already exists; not overwriting (edit it, or pass --config NEW_PATH)")
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(example_config(), target)
-    console().print(f"Wrote {target}. Next: `continuity validate`, then try `continuity drill phone`.")
+    console().print(f"Wrote {target}. Next: `continuity validate`, then try `continuity drill phone`.", markup=False)
 
 
 @app.command()
@@ -36,13 +36,30 @@ def init() -> None:
 def validate(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Check the config, every playbook and every template in every locale.
 
-    Templates are rendered with sample data, with and without an ETA.
+    Templates are rendered with sample data, with and without an ETA. Campaign files lying beside the
+    playbooks (campaign-*.yaml) get the checks of `campaign register`, except those that depend on the
+    date (start in the future, lead time) or on the campaigns already registered.
     Reports every problem with file, line and field; exits 2 if anything is wrong. Changes nothing.
     """
+    from continuity.campaigns.load import FileReport, check_files
+    from continuity.errors import InputErrors
     from continuity.preview import render_everything
 
     loaded = load()
-    renders = render_everything(loaded, clock().now())
+    now = clock().now()
+    errors: list[InputError] = []
+    renders = 0
+    campaigns: list[FileReport] = []
+    try:
+        renders = render_everything(loaded, now)
+    except InputErrors as exc:
+        errors.extend(exc.errors)
+    try:
+        campaigns = check_files(loaded, now)
+    except InputErrors as exc:
+        errors.extend(exc.errors)
+    if errors:  # a broken playbook a campaign file uses would otherwise be reported twice
+        raise InputErrors(list({str(e): e for e in errors}.values()))
     info: dict[str, Any] = {
         "ok": True,
         "config": str(loaded.path),
@@ -52,13 +69,18 @@ def validate(as_json: Annotated[bool, typer.Option("--json", help="Machine-reada
         "playbooks": sorted(loaded.playbooks),
         "locales": loaded.config.organisation.locales,
         "renderings": renders,
+        "campaign_files": [{"file": c.file, "name": c.name, "warnings": c.warnings} for c in campaigns],
     }
     if as_json:
         print_json(info)
         return
-    console().print(f"[green]OK[/] {loaded.path}: {len(info['channels'])} channels, {len(info['sinks'])} sinks, "
-                    f"{len(info['playbooks'])} playbooks, {renders} template renderings in "
-                    f"{', '.join(info['locales'])}.")
+    files = f"{len(campaigns)} campaign file" + ("" if len(campaigns) == 1 else "s")
+    console().print(f"[green]OK[/] {esc(loaded.path)}: {len(info['channels'])} channels, {len(info['sinks'])} sinks, "
+                    f"{len(info['playbooks'])} playbooks, {files}, {renders} template renderings in "
+                    f"{esc(', '.join(info['locales']))}.")
+    for warning in (w for c in campaigns for w in c.warnings):
+        err_console().print(f"[bold yellow]warning:[/] {esc(warning)}", markup=True, highlight=False,
+                            soft_wrap=True)
 
 
 @app.command()

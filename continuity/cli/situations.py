@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from continuity.cli import app
-from continuity.cli.common import clock, console, engine, guarded, load, parse_eta, print_json, who
+from continuity.cli.common import clock, console, engine, esc, guarded, load, parse_eta, print_json, who
 from continuity.errors import ExitCode, InputError
 
 JSON = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
@@ -27,13 +27,14 @@ def _results_table(results: list[Any], title: str) -> None:
 
     if not results:
         return
-    table = Table(title=title, title_justify="left")
+    table = Table(title=esc(title), title_justify="left")
     for col in ("step", "action", "sink", "state", "detail"):
         table.add_column(col)
     for r in results:
         style = {"done": "green", "failed": "bold red", "uncertain": "bold yellow"}.get(r.state, "")
-        table.add_row(r.row.step_id, r.row.action if r.row.phase != "undo" else "switch off", r.row.sink,
-                      f"[{style}]{r.state}[/]" if style else r.state, (r.detail or "")[:80])
+        table.add_row(esc(r.row.step_id), esc(r.row.action) if r.row.phase != "undo" else "switch off",
+                      esc(r.row.sink), f"[{style}]{esc(r.state)}[/]" if style else esc(r.state),
+                      esc((r.detail or "")[:80]))
     console().print(table)
 
 
@@ -95,16 +96,16 @@ def outage(
         out = console()
         tz = loaded.config.organisation.timezone
         if result.created:
-            out.print(f"[bold]Outage #{sit.id} of {channel} opened[/]: {sit.reason}")
+            out.print(f"[bold]Outage #{sit.id} of {esc(channel)} opened[/]: {esc(sit.reason)}")
         else:
             what = "ETA changed, customers re-told" if result.eta_changed else "updated (customers not re-told)"
-            out.print(f"[bold]Outage #{sit.id} of {channel} was already open[/]: {what}")
+            out.print(f"[bold]Outage #{sit.id} of {esc(channel)} was already open[/]: {what}")
         out.print(f"ETA: {_local(sit.eta.isoformat() if sit.eta else None, tz)}")
         _results_table(results, "Ran now")
         later = [r for r in eng.store.steps_for(sit.id) if r.state == "planned"]
         if later:
             out.print("Next: " + ", ".join(f"{r.step_id} at {_local(r.due_at.isoformat(), tz)}"
-                                           for r in later[:6]))
+                                           for r in later[:6]), markup=False)
             out.print("[dim]Later steps run with `continuity tick` (cron) or `continuity daemon`.[/]")
     _exit_for(results)
 
@@ -112,11 +113,11 @@ def outage(
 def _print_preview(plan: list[dict[str, Any]], title: str) -> None:
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", show_lines=True)
+    table = Table(title=esc(title), title_justify="left", show_lines=True)
     for col in ("when", "action", "to", "sink", "text"):
         table.add_column(col, overflow="fold")
     for p in plan:
-        table.add_row(p["when"], p["action"], p["to"], p["sink"], p["preview"])
+        table.add_row(*(esc(p[key]) for key in ("when", "action", "to", "sink", "preview")))
     console().print(table)
 
 
@@ -145,7 +146,7 @@ def restore(
             print_json({"ok": True, "closed": False, "message": f"no open outage of {channel}",
                         "ran": [r.as_dict() for r in results]})
         else:
-            console().print(f"No open outage of {channel}; nothing to restore.")
+            console().print(f"No open outage of {channel}; nothing to restore.", markup=False)
             _results_table(results, "Finished pending work")
         _exit_for(results)
         return
@@ -164,7 +165,7 @@ def restore(
         from continuity.durations import format_duration
 
         assert sit.closed_at is not None
-        console().print(f"[bold]Outage #{sid} of {channel} closed[/] after "
+        console().print(f"[bold]Outage #{sid} of {esc(channel)} closed[/] after "
                         f"{format_duration(sit.closed_at - sit.opened_at)}.")
         _results_table(results, "Switched off and announced")
     _exit_for(results)
@@ -195,14 +196,15 @@ def _print_status(view: dict[str, Any], tz: str) -> None:
         out.print("[green]All clear:[/] no open situations.")
     for sit in [*view["open"], *view["closed_with_pending_work"]]:
         head = "OPEN" if sit["state"] == "open" else "CLOSED, work pending"
-        out.print(f"\n[bold]#{sit['id']} {sit['kind']} of {sit['channel']}[/] — {head} — {sit['reason']}")
+        out.print(f"\n[bold]#{sit['id']} {esc(sit['kind'])} of {esc(sit['channel'])}[/] — {head} — "
+                  f"{esc(sit['reason'])}")
         out.print(f"  opened {_local(sit['opened_at'], tz)} by {sit['opened_by']} ({sit['source']}), "
-                  f"running {sit['duration']}, ETA {_local(sit['eta'], tz)}")
+                  f"running {sit['duration']}, ETA {_local(sit['eta'], tz)}", markup=False)
         on = ", ".join(f"{s['step']} ({s['sink']})" for s in sit["switched_on"]) or "nothing"
-        out.print(f"  switched on now: {on}")
+        out.print(f"  switched on now: {on}", markup=False)
         for bad in sit["attention"]:
-            out.print(f"  [bold red]!! step {bad['id']} {bad['step']} → {bad['sink']} {bad['state'].upper()}[/]"
-                      f": {bad['last_error']}"
+            out.print(f"  [bold red]!! step {bad['id']} {esc(bad['step'])} → {esc(bad['sink'])} "
+                      f"{esc(bad['state'].upper())}[/]: {esc(bad['last_error'])}"
                       + (f" (retry at {_local(bad['next_retry_at'], tz)})" if bad["next_retry_at"] else ""))
         table = Table(show_edge=False, pad_edge=False)
         for col in ("id", "step", "action", "sink", "due", "state", "tries"):
@@ -212,8 +214,9 @@ def _print_status(view: dict[str, Any], tz: str) -> None:
                 continue
             colour = {"done": "green", "failed": "bold red", "uncertain": "bold yellow", "running": "cyan",
                       "undone": "dim"}.get(s["state"], "")
-            table.add_row(str(s["id"]), s["step"], "switch off" if s["phase"] == "undo" else s["action"], s["sink"],
-                          _local(s["due_at"], tz), f"[{colour}]{s['state']}[/]" if colour else s["state"],
+            table.add_row(str(s["id"]), esc(s["step"]), "switch off" if s["phase"] == "undo" else esc(s["action"]),
+                          esc(s["sink"]), _local(s["due_at"], tz),
+                          f"[{colour}]{esc(s['state'])}[/]" if colour else esc(s["state"]),
                           str(s["attempts"]))
         out.print(table)
     if view["next_due"]:
@@ -264,12 +267,13 @@ def history(
     from rich.table import Table
 
     tz = eng.loaded.config.organisation.timezone
-    table = Table(title=f"Situations in the last {since}", title_justify="left")
+    table = Table(title=f"Situations in the last {esc(since)}", title_justify="left")
     for col in ("id", "kind", "channel", "opened", "closed", "duration", "by", "reason", "attention"):
         table.add_column(col)
     for r in rows:
-        table.add_row(str(r["id"]), r["kind"], r["channel"], _local(r["opened_at"], tz), _local(r["closed_at"], tz),
-                      r["duration"], r["opened_by"], r["reason"][:50], str(len(r["attention"])) or "")
+        table.add_row(str(r["id"]), esc(r["kind"]), esc(r["channel"]), _local(r["opened_at"], tz),
+                      _local(r["closed_at"], tz), esc(r["duration"]), esc(r["opened_by"]), esc(r["reason"][:50]),
+                      str(len(r["attention"])) or "")
     console().print(table)
 
 
@@ -316,6 +320,7 @@ def confirm(
     if as_json:
         print_json({"ok": True, "step": row.id, "state": row.state, "ran": [r.as_dict() for r in results]})
     else:
-        console().print(f"Step {row.id} ({row.step_id} → {row.sink}) marked {'sent' if sent else 'not sent'}.")
+        console().print(f"Step {row.id} ({row.step_id} → {row.sink}) marked {'sent' if sent else 'not sent'}.",
+                        markup=False)
         _results_table(results, "Ran")
     _exit_for(results)

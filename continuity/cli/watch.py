@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from continuity.cli import app
-from continuity.cli.common import console, guarded, load, print_json
+from continuity.cli.common import console, esc, guarded, load, print_json
 from continuity.errors import ExitCode, InputError
+
+if TYPE_CHECKING:
+    from continuity.probes.surge import SurgeCheck
 
 
 @app.command()
@@ -73,21 +76,30 @@ def check(
     if channel is not None:
         if channel not in loaded.config.channels:
             raise InputError(f"unknown channel {channel!r}; configured channels: {', '.join(loaded.config.channels)}")
-        if channel not in loaded.probes:
+        if channel not in loaded.probes and channel not in loaded.surge_probes:
             raise InputError(f"channel {channel!r} has no health checks (channels.{channel}.health.probes)")
-    elif not loaded.probes:
+    elif not loaded.probes and not loaded.surge_probes:
         raise InputError("no channel has health checks; add channels.NAME.health.probes to the config")
 
-    async def run() -> list[ChannelCheck]:
-        probes = ProbeSet(loaded, SystemClock())
+    from continuity.probes.surge import SurgeReader
+
+    async def run() -> tuple[list[ChannelCheck], list[SurgeCheck]]:
+        probes, surges = ProbeSet(loaded, SystemClock()), SurgeReader(loaded, SystemClock())
         try:
-            return await probes.check_all([channel] if channel else None)
+            health = [c for c in probes.channels if channel in (None, c)]
+            watched = [c for c in surges.channels if channel in (None, c)]
+            # Readings of the surge watch (unseen mail, a queue) run beside the health checks.
+            checks, readings = await asyncio.gather(probes.check_all(health) if health else _none(),
+                                                    surges.read_all(watched) if watched else _none())
+            return checks, readings
         finally:
             await probes.aclose()
+            await surges.aclose()
 
-    checks = asyncio.run(run())
+    checks, readings = asyncio.run(run())
     if as_json:
-        print_json({"ok": all(c.status != "down" for c in checks), "channels": [c.as_dict() for c in checks]})
+        print_json({"ok": all(c.status != "down" for c in checks), "channels": [c.as_dict() for c in checks],
+                    "surge": [r.as_dict() for r in readings]})
     else:
         from rich.table import Table
 
@@ -96,11 +108,39 @@ def check(
             table.add_column(col)
         for c in checks:
             colour = {"up": "green", "degraded": "yellow", "down": "bold red"}[c.status]
-            table.add_row(f"[bold]{c.channel}[/]", "", f"[{colour}]{c.status}[/]", f"{c.latency * 1000:.0f} ms",
-                          c.reason)
+            table.add_row(f"[bold]{esc(c.channel)}[/]", "", f"[{colour}]{c.status}[/]", f"{c.latency * 1000:.0f} ms",
+                          esc(c.reason))
             for r in c.results:
                 rc = {"up": "green", "degraded": "yellow", "down": "red"}[r.status]
-                table.add_row("", r.probe, f"[{rc}]{r.status}[/]", f"{r.latency * 1000:.0f} ms", r.reason)
-        console().print(table)
+                table.add_row("", esc(r.probe), f"[{rc}]{r.status}[/]", f"{r.latency * 1000:.0f} ms", esc(r.reason))
+        if checks:
+            console().print(table)
+        if readings:
+            console().print(_surge_table(readings))
     if any(c.status == "down" for c in checks):
         raise typer.Exit(int(ExitCode.FAILED))
+
+
+async def _none() -> list[Any]:
+    return []
+
+
+def _surge_table(readings: list[SurgeCheck]) -> Any:
+    """The surge watch's readings: a number against its threshold, per probe (not a health verdict)."""
+    from rich.table import Table
+
+    from continuity.probes.volume import format_number
+
+    table = Table(title="Surge watch", title_justify="left")
+    for col in ("channel", "probe", "reading", "threshold", "reason"):
+        table.add_column(col)
+    for c in readings:
+        verdict = {True: "[yellow]above[/]", False: "[green]under[/]", None: "[red]unknown[/]"}[c.above]
+        table.add_row(f"[bold]{esc(c.channel)}[/]", "", verdict, "", esc(c.reason))
+        for r in c.readings:
+            colour = "yellow" if r.above else "green"
+            table.add_row("", esc(r.probe), f"[{colour}]{esc(format_number(r.value))}[/]",
+                          esc(format_number(r.threshold)), esc(r.text))
+        for label, why in c.failures:
+            table.add_row("", esc(label), "[red]—[/]", "", esc(why))
+    return table
