@@ -1,8 +1,11 @@
 """The public status page: each customer channel's state and the open situations, per locale.
 
 Customers see what a support lead would tell them, never the ledger: no staff names, no sink errors, no
-probe details. A reason typed by a person is shown; the daemon's own reason ("smtp: connection refused
-10.0.0.5:25") is internal, so situations the daemon opened show a general sentence from the template instead.
+probe details. A reason typed by a person (`outage`, the HTTP API, a maintenance window) is shown; every other
+reason is internal, the daemon's ("smtp: connection refused 10.0.0.5:25") as much as a campaign's (its dates
+and load forecast), so those situations show a general sentence from the template instead. A campaign's surge
+opens at the staff briefing but stays off the public pages until the launch, and is named by its title, never
+by its `campaign:<name>` scope key.
 
 Channel state, most telling first: an open outage, a maintenance window in progress, a surge; without one,
 the daemon's health checks (down, degraded, up, or unknown before the first check). A channel without
@@ -29,6 +32,13 @@ SEVERITY = ("up", "unknown", "degraded", "busy", "maintenance", "down", "outage"
 _SITUATION_STATUS = {"outage": "outage", "maintenance": "maintenance", "surge": "busy"}
 # Timeline events customers may see, by the engine's event kind; everything else is internal.
 _PUBLIC_EVENTS = {"opened": "opened", "eta": "eta", "updated": "updated", "refreshed": "updated"}
+# Situation sources whose reason a person typed for customers to read; the others' reasons are internal.
+PERSON_SOURCES = ("cli", "http", "maintenance")
+# The prefix of a campaign's scope key (engine.CAMPAIGN_SCOPE), and the name of its surge where the
+# campaign's snapshot has no title.
+_CAMPAIGN_SCOPE = "campaign:"
+_HIGH_DEMAND = {"en": "high demand", "hu": "nagy érdeklődés", "sk": "zvýšený záujem",
+                "pl": "zwiększone zainteresowanie"}
 
 
 def public_channels(loaded: LoadedConfig) -> list[str]:
@@ -39,10 +49,46 @@ def public_channels(loaded: LoadedConfig) -> list[str]:
     return [key for key, ch in loaded.config.channels.items() if ch.contact]
 
 
-def public_situations(loaded: LoadedConfig, store: SqliteStore) -> list[SituationRecord]:
-    """Open situations customers are told about: those of public channels, and every surge."""
+def launched(sit: SituationRecord, now: datetime) -> bool:
+    """False for a campaign's surge before its launch: staff are briefed ahead, customers learn of it at
+    the launch (like the banner and the auto-reply, which start at the launch step too)."""
+    campaign = sit.data.get("campaign") if sit.data else None
+    if not isinstance(campaign, dict) or not campaign.get("starts_at"):
+        return True
+    try:
+        return datetime.fromisoformat(campaign["starts_at"]) <= now
+    except (TypeError, ValueError):
+        return False  # unreadable launch time: say nothing rather than announce too early
+
+
+def public_situations(loaded: LoadedConfig, store: SqliteStore, now: datetime) -> list[SituationRecord]:
+    """Open situations customers are told about: those of public channels, and every launched surge."""
     shown = set(public_channels(loaded))
-    return [s for s in store.open_situations() if s.channel in shown or s.kind == "surge"]
+    return [s for s in store.open_situations()
+            if (s.channel in shown or s.kind == "surge") and launched(s, now)]
+
+
+def public_reason(sit: SituationRecord) -> str | None:
+    """The reason as customers may read it: only one a person typed for them."""
+    return sit.reason if sit.source in PERSON_SOURCES else None
+
+
+def situation_name(loaded: LoadedConfig, sit: SituationRecord, locale: str) -> str:
+    """What the page calls the situation's scope: the channel's name, or a campaign's public title."""
+    if not sit.channel.startswith(_CAMPAIGN_SCOPE):
+        return channel_name(loaded, sit.channel, locale)
+    campaign = sit.data.get("campaign") if sit.data else None
+    snapshot = campaign.get("snapshot") if isinstance(campaign, dict) else None
+    title = snapshot.get("title") if isinstance(snapshot, dict) else None
+    if isinstance(title, str) and title:
+        return title
+    org = loaded.config.organisation
+    order = (locale, org.default_locale, "en")
+    if isinstance(title, dict):
+        for loc in order:
+            if isinstance(title.get(loc), str) and title[loc]:
+                return str(title[loc])
+    return next(_HIGH_DEMAND[loc] for loc in (locale, locale.split("-")[0], "en") if loc in _HIGH_DEMAND)
 
 
 def _match(tag: str, served: list[str]) -> str | None:
@@ -116,7 +162,7 @@ def status_data(loaded: LoadedConfig, store: SqliteStore, health: Mapping[str, s
                 locale: str) -> dict[str, Any]:
     """The status as plain data for one locale: machine values (ISO times, state words) and the localised
     text beside them (`*_text`), so /status.json and the HTML page say the same thing."""
-    return build_status(loaded, public_situations(loaded, store), store.events_for, health, now, locale)
+    return build_status(loaded, public_situations(loaded, store, now), store.events_for, health, now, locale)
 
 
 def build_status(loaded: LoadedConfig, situations: list[SituationRecord],
@@ -167,9 +213,9 @@ def build_status(loaded: LoadedConfig, situations: list[SituationRecord],
         shown.append({
             "id": sit.id,
             "kind": sit.kind,
-            "channel": sit.channel,
-            "channel_name": channel_name(loaded, sit.channel, locale),
-            "reason": None if sit.source == "daemon" else sit.reason,
+            "channel": None if sit.channel.startswith(_CAMPAIGN_SCOPE) else sit.channel,
+            "channel_name": situation_name(loaded, sit, locale),
+            "reason": public_reason(sit),
             "opened_at": sit.opened_at.isoformat(),
             "opened_at_text": when(sit.opened_at),
             "eta": sit.eta.isoformat() if sit.eta else None,

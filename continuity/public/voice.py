@@ -43,7 +43,7 @@ def voice_locales(loaded: LoadedConfig) -> list[str]:
 def announcement(loaded: LoadedConfig, store: SqliteStore, now: datetime,
                  catalog: TemplateCatalog | None = None) -> list[tuple[str, list[str]]]:
     """(locale actually rendered, one text per open situation) for each announced language; [] when calm."""
-    situations = public_situations(loaded, store)
+    situations = public_situations(loaded, store, now)
     if not situations:
         return []
     catalog = catalog or TemplateCatalog(loaded)

@@ -23,6 +23,7 @@ from aiosmtpd.controller import Controller
 from tests.crashkit import ROOT, Recorder, free_port
 
 ESCALATION = 6  # seconds after opening: the test config's stand-in for the 30-minute escalation
+TOKEN = "t0ken-for-tests"  # CONTINUITY_API_TOKEN of every daemon started here, unless a test removes it
 
 
 def write_config(workdir: Path, smtp_port: int, http_port: int) -> Path:
@@ -87,10 +88,20 @@ class DaemonProc:
                                          stdout=subprocess.DEVNULL, stderr=log, text=True)
         wait_for(lambda: self.healthz() is not None, 20, "daemon /healthz")
 
-    def healthz(self) -> dict[str, Any] | None:
+    def healthz(self, token: str | None = TOKEN) -> dict[str, Any] | None:
+        """The full /healthz (probe reasons, last checks) with the token, the public one without."""
+        answer = self.healthz_answer(token)
+        return answer[1] if answer is not None and answer[0] == 200 else None
+
+    def healthz_answer(self, token: str | None) -> tuple[int, dict[str, Any]] | None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        req = urllib.request.Request(f"http://127.0.0.1:{self.http_port}/healthz", headers=headers)
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz", timeout=1) as r:
-                return dict(json.loads(r.read()))
+            with urllib.request.urlopen(req, timeout=1) as r:
+                return r.status, dict(json.loads(r.read()))
+        except urllib.error.HTTPError as err:
+            with err:
+                return err.code, dict(json.loads(err.read()))
         except OSError:
             return None
 
@@ -126,7 +137,8 @@ def db(workdir: Path, sql: str) -> list[tuple[Any, ...]]:
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> Iterator[tuple[Path, Smtp, DaemonProc]]:
+def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, Smtp, DaemonProc]]:
+    monkeypatch.setenv("CONTINUITY_API_TOKEN", TOKEN)
     smtp = Smtp()
     smtp.start()
     http_port = free_port()
@@ -165,6 +177,28 @@ def test_outage_opens_and_closes_with_the_channel(setup: tuple[Path, Smtp, Daemo
     assert daemon.stop() == 0  # SIGTERM: a clean exit
     log = daemon.log_text()
     assert '"event": "outage.opened"' in log and '"event": "outage.closed"' in log
+
+
+def test_healthz_gives_probe_reasons_only_with_the_token(setup: tuple[Path, Smtp, DaemonProc]) -> None:
+    workdir, smtp, daemon = setup
+    daemon.start()
+    wait_for(lambda: (daemon.healthz() or {}).get("channels", {}).get("email", {}).get("last_check"), 10,
+             "a first probe cycle")
+    smtp.stop()
+    wait_for(lambda: (daemon.healthz() or {}).get("channels", {}).get("email", {}).get("state") in
+             ("down", "recovering"), 15, "the e-mail channel to go down")
+    answers = {token: daemon.healthz_answer(token) for token in (None, "wrong", TOKEN)}
+    for token, answer in answers.items():
+        assert answer is not None and answer[0] == 200, token  # the status code does not depend on the token
+    full = answers[TOKEN][1]  # type: ignore[index]
+    assert full["channels"]["email"]["reason"].startswith("smtp: connection refused")
+    assert full["channels"]["email"]["last_check"] and full["stale_channels"] == []
+    for token in (None, "wrong"):
+        public = answers[token][1]  # type: ignore[index]
+        assert public == {"ok": True, "scheduler_running": True,
+                          "channels": {"email": {"state": full["channels"]["email"]["state"], "degraded": False}}}
+        assert "refused" not in json.dumps(public)
+    daemon.stop()
 
 
 def test_killed_mid_outage_and_restarted_sends_nothing_twice(setup: tuple[Path, Smtp, DaemonProc]) -> None:
@@ -212,7 +246,7 @@ def _post(port: int, path: str, body: dict[str, Any], token: str | None) -> tupl
 def test_metrics_and_token_protected_actions(setup: tuple[Path, Smtp, DaemonProc],
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     workdir, smtp, daemon = setup
-    monkeypatch.setenv("CONTINUITY_API_TOKEN", "t0ken-for-tests")
+    monkeypatch.setenv("CONTINUITY_API_TOKEN", TOKEN)
     daemon.start()
     wait_for(lambda: (daemon.healthz() or {}).get("channels", {}).get("email", {}).get("last_check"), 10,
              "a first probe cycle")
