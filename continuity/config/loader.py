@@ -24,8 +24,12 @@ from continuity.shipped import shipped_dir
 from continuity.sinks import SINKS, sink_class
 from continuity.sinks.base import Sink, SinkSettings
 
-BUILTIN_ROUTES = ("staff", "customers", "website", "social")
+BUILTIN_ROUTES = ("staff", "customers", "website", "social", "autoreply")
+# Routes that reach nothing until configured: the phone announcement only makes sense with a PBX behind it.
+QUIET_ROUTES = ("announcement",)
 DEFAULT_SINK = "outbox"
+# Campaign files (`campaign-*.yaml`, e.g. the shipped example) may sit beside the playbooks; they are not playbooks.
+CAMPAIGN_FILE_PREFIX = "campaign-"
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class LoadedConfig:
     channel_playbooks: dict[str, Playbook] = field(default_factory=dict)
     documents: dict[str, Document] = field(default_factory=dict)
     probes: dict[str, list[ProbeInstance]] = field(default_factory=dict)
+    surge_probes: dict[str, list[ProbeInstance]] = field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:
@@ -80,6 +85,8 @@ def validation_errors(doc: Document, exc: ValidationError, prefix: Path_ = ()) -
     out = []
     for err in exc.errors(include_url=False):
         path = (*prefix, *err["loc"])
+        if err["type"] == "env_ref_required" and "field" in err.get("ctx", {}):
+            path = (*path, err["ctx"]["field"])  # the header's own line, not its mapping's
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; unknown keys are not allowed)"
@@ -183,6 +190,10 @@ def _check_probes(cfg: Config, doc: Document, errors: list[InputError]) -> dict[
                 errors.append(doc.error((*where, "type"),
                                         f"unknown probe type {spec.type!r}; expected one of: {', '.join(PROBES)}"))
                 continue
+            if spec.type == "volume":
+                errors.append(doc.error((*where, "type"), "a volume probe measures load, not health: put it "
+                                        f"under channels.{ch_name}.surge.probes"))
+                continue
             cls = probe_class(spec.type)
             try:
                 settings = cls.Settings.model_validate(spec.settings_data())
@@ -231,6 +242,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> LoadedC
         sinks[DEFAULT_SINK] = SinkInstance(DEFAULT_SINK, cls, settings)
 
     routes: dict[str, list[str]] = {r: [DEFAULT_SINK] for r in BUILTIN_ROUTES}
+    routes.update({r: [] for r in QUIET_ROUTES})
     for route, names in cfg.routes.items():
         for i, sink_name in enumerate(names):
             if sink_name not in sinks and sink_name not in cfg.sinks:
@@ -243,6 +255,14 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> LoadedC
                 errors.append(doc.error(("channels", ch_name, "fallbacks", i), f"unknown channel {fb.channel!r}"))
             elif fb.channel == ch_name:
                 errors.append(doc.error(("channels", ch_name, "fallbacks", i), "a channel cannot be its own fallback"))
+    public = cfg.daemon.public
+    for i, ch_name in enumerate(public.channels or []):
+        if ch_name not in cfg.channels:
+            errors.append(doc.error(("daemon", "public", "channels", i), f"unknown channel {ch_name!r}"))
+    for i, locale in enumerate(public.voice_locales or []):
+        if locale not in cfg.organisation.locales:
+            errors.append(doc.error(("daemon", "public", "voice_locales", i),
+                                    f"{locale!r} is not one of organisation.locales {cfg.organisation.locales}"))
 
     probes = _check_probes(cfg, doc, errors)
     playbook_dirs = [base / p for p in cfg.paths.playbooks] + [shipped_dir("playbooks")]
@@ -266,6 +286,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> LoadedC
             continue
         loaded.channel_playbooks[ch_name] = _apply_channel(loaded.playbooks[name], ch_name, cfg, doc, errors)
     extra = _check_degraded_playbooks(loaded, doc, errors)
+    extra += _check_surge(loaded, doc, errors)
     errors.extend(check_steps(loaded))
     errors.extend(check_steps(loaded, extra))
     if errors:
@@ -296,6 +317,54 @@ def _check_degraded_playbooks(loaded: LoadedConfig, doc: Document,
                                            "a degraded_playbook must be of kind 'degraded'"))
             continue
         pairs.append((ch_name, loaded.playbooks[name]))
+    return pairs
+
+
+def _check_surge(loaded: LoadedConfig, doc: Document, errors: list[InputError]) -> list[tuple[str, Playbook]]:
+    """Each `surge:` block: volume probes only (with a threshold of their own or the block's), and a
+    playbook of kind `surge`; fills loaded.surge_probes and returns the playbooks for the step checks."""
+    pairs: list[tuple[str, Playbook]] = []
+    for ch_name, ch in loaded.config.channels.items():
+        surge = ch.surge
+        if surge is None:
+            continue
+        for i, spec in enumerate(surge.probes):
+            where = ("channels", ch_name, "surge", "probes", i)
+            if spec.type != "volume":
+                errors.append(doc.error((*where, "type"), f"a surge is read by volume probes, not {spec.type!r}; "
+                                        f"health checks go under channels.{ch_name}.health.probes"))
+                continue
+            data = spec.settings_data()
+            if "threshold" not in data:
+                if surge.threshold is None:
+                    errors.append(doc.error(where, "threshold is missing: set it on the probe or as "
+                                            f"channels.{ch_name}.surge.threshold"))
+                    continue
+                data["threshold"] = surge.threshold
+            cls = probe_class("volume")
+            try:
+                settings = cls.Settings.model_validate(data)
+            except ValidationError as exc:
+                errors.extend(validation_errors(doc, exc, where))
+                continue
+            loaded.surge_probes.setdefault(ch_name, []).append(ProbeInstance(ch_name, i, cls, settings))
+        where_pb = ("channels", ch_name, "surge", "playbook")
+        try:
+            if surge.playbook not in loaded.playbooks:
+                loaded.playbooks[surge.playbook], loaded.documents[surge.playbook] = load_playbook(
+                    surge.playbook, loaded.playbook_dirs)
+        except InputErrors as exc:
+            errors.extend(exc.errors)
+            continue
+        except InputError as exc:
+            errors.append(doc.error(where_pb, exc.message) if exc.location is None else exc)
+            continue
+        if loaded.playbooks[surge.playbook].kind != "surge":
+            errors.append(doc.error(where_pb, f"playbook {surge.playbook!r} is of kind "
+                                    f"{loaded.playbooks[surge.playbook].kind!r}; a surge playbook must be of kind "
+                                    "'surge'"))
+            continue
+        pairs.append((ch_name, loaded.playbooks[surge.playbook]))
     return pairs
 
 
@@ -370,7 +439,7 @@ def every_playbook(loaded: LoadedConfig) -> list[tuple[str, Playbook]]:
     for directory in loaded.playbook_dirs:
         for path in sorted(directory.glob("*.yaml")):
             name = path.stem
-            if name in loaded.playbooks:
+            if name in loaded.playbooks or name.startswith(CAMPAIGN_FILE_PREFIX):
                 continue
             try:
                 loaded.playbooks[name], loaded.documents[name] = load_playbook(name, loaded.playbook_dirs)

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from continuity.config.envrefs import Secret
+from continuity.config.envrefs import EnvHeaders, EnvUrl, Secret
 from continuity.config.models import Duration
 from continuity.probes.base import Probe, ProbeContext, ProbeResult, ProbeSettings
 from continuity.probes.tcp import describe_network_error
@@ -59,7 +59,7 @@ def check_http_url(value: str) -> str:
 class HttpSettings(ProbeSettings):
     """What to request and what counts as healthy."""
 
-    url: str
+    url: EnvUrl
     method: Literal["GET", "HEAD", "POST"] = "GET"
     expect_status: list[int] = Field(default_factory=lambda: [200], min_length=1)
     contains: str | None = Field(default=None, min_length=1)
@@ -67,7 +67,7 @@ class HttpSettings(ProbeSettings):
     max_latency: Duration | None = None
     verify_tls: bool = True
     follow_redirects: bool = False
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: EnvHeaders = Field(default_factory=dict)
     bearer_token: Secret | None = None
 
     @field_validator("url")

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from continuity.config.envrefs import EnvUrl
 from continuity.probes.base import Probe, ProbeContext, ProbeResult, ProbeSettings, Status
 from continuity.probes.http import USER_AGENT, check_http_url, url_host
 from continuity.probes.tcp import describe_network_error
@@ -72,7 +73,7 @@ def summary_url(url: str) -> str:
 class StatuspageSettings(ProbeSettings):
     """Which page and which of its components."""
 
-    url: str = Field(description="the status page (https://status.example.com) or its /api/v2/summary.json")
+    url: EnvUrl = Field(description="the status page (https://status.example.com) or its /api/v2/summary.json")
     component: str = Field(min_length=1, description="the component's name as shown on the page (any case)")
     degraded_is: Literal["up", "degraded", "down"] = Field(
         default="degraded", description="what 'degraded performance' counts as here")

@@ -1,7 +1,7 @@
 """Staff chat (Slack, Teams, Matrix, Discord, ntfy...) through apprise URLs.
 
-Apprise URLs usually embed a token, so they are treated as secrets even though the field is a plain list
-(values normally come from `${ENV}`): no outcome names a URL, only its position ("chat target 2 of 3"),
+Apprise URLs embed a token, so each must be written with a `${ENV}` reference (whole or in part) and is
+masked in reprs: no outcome names a URL, only its position ("chat target 2 of 3"),
 and apprise's own log lines have the URLs blanked while this sink is talking through it.
 """
 
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
+from continuity.config.envrefs import EnvSourced
 from continuity.sinks.base import Action, Outcome, Sink, SinkContext, SinkSettings
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ _LOGGERS = ("apprise", "urllib3.connectionpool")
 class ChatSettings(SinkSettings):
     """One apprise URL per chat room or service."""
 
-    urls: list[str] = Field(min_length=1)
+    urls: list[EnvSourced] = Field(min_length=1)
 
 
 class _HideUrls(logging.Filter):

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
+from continuity.config.envrefs import EnvHeaders, EnvUrl
 from continuity.config.models import Locale
 from continuity.sinks.base import Action, Outcome, Rendered, RenderProblem, Sink, SinkContext, SinkSettings
 
@@ -52,9 +53,9 @@ HIDDEN = "**********"
 class HttpPostSettings(SinkSettings):
     """Where to send, the headers (secrets as ${ENV}), the body template and the answers that mean done."""
 
-    url: str
+    url: EnvUrl
     method: Literal["POST", "PUT", "PATCH"] = "POST"
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: EnvHeaders = Field(default_factory=dict)
     body: str = Field(min_length=2)
     expect: list[int] = Field(default_factory=lambda: [200, 201, 202, 204], min_length=1)
     locale: Locale | None = None

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from continuity.config.envrefs import Secret
+from continuity.config.envrefs import EnvHeaders, EnvUrl, Secret
 from continuity.sinks.base import Action, Outcome, Sink, SinkContext, SinkSettings
 
 if TYPE_CHECKING:
@@ -31,10 +31,10 @@ _RESERVED = frozenset({"content-type", IDEMPOTENCY_HEADER.lower(), SIGNATURE_HEA
 class WebhookSettings(SinkSettings):
     """Where to POST, how long to wait, and the optional signing key."""
 
-    url: str
+    url: EnvUrl
     secret: Secret | None = None
     timeout: float = Field(default=10.0, gt=0)
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: EnvHeaders = Field(default_factory=dict)
 
 
 class WebhookSink(Sink):

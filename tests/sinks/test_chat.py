@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from continuity.config.envrefs import FromEnv
 from continuity.sinks.base import Action, Outcome, Rendered, SinkContext
 from continuity.sinks.chat import ChatSink
 
@@ -17,7 +18,8 @@ TOKEN = "xoxb-Ch4t-t0ken-5ecret"
 
 
 def make_sink(context: SinkContext, *urls: str) -> ChatSink:
-    cfg = ChatSink.Settings.model_validate({"urls": list(urls)})
+    """A sink whose URLs count as written with ${ENV} references, as the config demands."""
+    cfg = ChatSink.Settings.model_validate({"urls": [FromEnv(u) for u in urls]})
     return ChatSink("staff-chat", cfg, context)
 
 
@@ -158,3 +160,5 @@ def test_settings_are_strict() -> None:
         ChatSink.Settings.model_validate({"urls": []})
     with pytest.raises(ValidationError):
         ChatSink.Settings.model_validate({"url": "json://x"})
+    with pytest.raises(ValidationError, match="embeds its token"):
+        ChatSink.Settings.model_validate({"urls": [f"slack://{TOKEN}/B0/C0"]})

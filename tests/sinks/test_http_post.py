@@ -123,8 +123,8 @@ def test_facebook_error_names_the_reason_not_the_token(
                              "type": "OAuthException", "code": 200}}
     http_server.respond = lambda req: (403, {}, json.dumps(graph_error).encode())
     # A token in the URL (Graph also takes ?access_token=) is as secret as one in a header.
-    sink = make_sink(context, "facebook", url=http_server.url(f"/v19.0/1234567890/feed?access_token={PAGE_TOKEN}"),
-                     body=FACEBOOK_BODY)
+    url = FromEnv(http_server.url(f"/v19.0/1234567890/feed?access_token={PAGE_TOKEN}"))
+    sink = make_sink(context, "facebook", url=url, body=FACEBOOK_BODY)
     [outcome] = run(sink, action())
     assert outcome.status == "error"
     assert outcome.detail.startswith("facebook: HTTP 403 Forbidden: (#200) Token ********** may not publish")
