@@ -40,11 +40,19 @@ def _authorised(daemon: Daemon, request: web.Request) -> web.Response | None:
     return None
 
 
+def _not_text(body: dict[str, Any], *fields: str) -> web.Response | None:
+    """A 400 naming the first optional field that is present but not text."""
+    for name in fields:
+        if body.get(name) is not None and not isinstance(body[name], str):
+            return _json({"ok": False, "error": f"{name} must be text"}, 400)
+    return None
+
+
 async def serve(daemon: Daemon) -> web.AppRunner:
     from aiohttp import web
 
     async def healthz(request: web.Request) -> web.Response:
-        ok, body = daemon.healthz()
+        ok, body = daemon.healthz(full=_authorised(daemon, request) is None)  # reasons only with the token
         return _json(body, 200 if ok else 503)
 
     async def metrics(request: web.Request) -> web.Response:
@@ -60,6 +68,9 @@ async def serve(daemon: Daemon) -> web.AppRunner:
             return _json({"ok": False, "error": "body must be JSON: {\"reason\": ..., \"eta\": \"2h\"}"}, 400)
         if not isinstance(body, dict) or not isinstance(body.get("reason"), str):
             return _json({"ok": False, "error": "reason (text) is required"}, 400)
+        wrong = _not_text(body, "eta", "by")
+        if wrong:
+            return wrong
         from continuity.cli.common import parse_eta
 
         try:
@@ -79,7 +90,12 @@ async def serve(daemon: Daemon) -> web.AppRunner:
         try:
             body = await request.json() if request.can_read_body else {}
         except ValueError:
-            body = {}
+            return _json({"ok": False, "error": "body must be JSON: {\"note\": ...} or empty"}, 400)
+        if not isinstance(body, dict):
+            return _json({"ok": False, "error": "body must be a JSON object: {\"note\": ...}"}, 400)
+        wrong = _not_text(body, "note", "by")
+        if wrong:
+            return wrong
         try:
             result = daemon.engine.close(request.match_info["channel"], by=str(body.get("by") or "http"),
                                          note=body.get("note"))

@@ -231,7 +231,7 @@ def test_killed_mid_outage_and_restarted_sends_nothing_twice(setup: tuple[Path, 
     assert daemon.stop() == 0
 
 
-def _post(port: int, path: str, body: dict[str, Any], token: str | None) -> tuple[int, dict[str, Any]]:
+def _post(port: int, path: str, body: Any, token: str | None) -> tuple[int, dict[str, Any]]:
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST",
                                  headers={"Content-Type": "application/json",
                                           **({"Authorization": f"Bearer {token}"} if token else {})})
@@ -264,6 +264,9 @@ def test_metrics_and_token_protected_actions(setup: tuple[Path, Smtp, DaemonProc
     assert status == 200 and reply["created"] is True
     assert db(workdir, "SELECT channel, source, reason FROM situations") == [("phone", "http", "PBX lost its trunk")]
     assert _post(daemon.http_port, "/api/outage/fax", body, "t0ken-for-tests")[0] == 400
+    assert _post(daemon.http_port, "/api/outage/phone", {"reason": "x", "eta": 5}, "t0ken-for-tests") == \
+        (400, {"ok": False, "error": "eta must be text"})
+    assert _post(daemon.http_port, "/api/restore/phone", [1], "t0ken-for-tests")[0] == 400
     status, reply = _post(daemon.http_port, "/api/restore/phone", {"note": "ok"}, "t0ken-for-tests")
     assert status == 200 and reply["closed"] is True
     assert "t0ken-for-tests" not in daemon.log_text()
