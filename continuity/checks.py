@@ -13,6 +13,15 @@ from continuity.config.loader import LoadedConfig
 from continuity.probes.base import Probe, ProbeContext, ProbeResult, Status
 from continuity.probes.health import aggregate
 
+# httpcore's pool rescans all its connections (and, for each idle one, all of them again, with a socket check)
+# on every request and response, so one pool serving a thousand probes costs CPU that grows with the square of
+# its size (over 20 s per cycle at 1,000 probes once most connections sit idle; see bench/probe_fanout.py).
+# A small client per probe keeps every scan trivial (1,000 of them take about 8 MB, all sharing one TLS
+# context), and a hanging peer never makes another probe wait in a queue until its own timeout. Two
+# connections leave room for a redirect to another host.
+PROBES_PER_CLIENT = 1
+CONNECTIONS_PER_CLIENT = 2
+
 
 @dataclass
 class ChannelCheck:
@@ -30,30 +39,41 @@ class ChannelCheck:
 class ProbeSet:
     """The live probe objects of every channel with health checks, built once and reused every cycle.
 
-    HTTP probes share one connection pool, so a thousand of them do not open a thousand pools.
+    HTTP probes get small clients (one per PROBES_PER_CLIENT probes) kept open across cycles and sharing one
+    TLS context, so a thousand of them neither load a thousand CA bundles nor crowd into one slow pool.
     """
 
     def __init__(self, loaded: LoadedConfig, clock: Clock) -> None:
         self.loaded = loaded
-        self._client: Any = None
+        self._clients: list[Any] = []
+        self._tls: Any = None
         ctx = ProbeContext(loaded.base_dir, clock)
         self.probes: dict[str, list[Probe]] = {}
+        http_count = 0
         for channel, instances in loaded.probes.items():
             built = []
             for inst in instances:
-                if inst.cls.type_name == "http":
-                    built.append(inst.cls(inst.settings, ctx, client=self.http_client()))  # type: ignore[call-arg]
+                # An http probe told not to verify TLS makes its own client (httpx verifies per client).
+                if inst.cls.type_name == "http" and getattr(inst.settings, "verify_tls", True):
+                    client = self.http_client(http_count // PROBES_PER_CLIENT)
+                    built.append(inst.cls(inst.settings, ctx, client=client))  # type: ignore[call-arg]
+                    http_count += 1
                 else:
                     built.append(inst.cls(inst.settings, ctx))
             self.probes[channel] = built
 
-    def http_client(self) -> Any:
-        if self._client is None:
+    def http_client(self, index: int = 0) -> Any:
+        """The index-th client, made on first use (all of them share one TLS context: the CA bundle is read
+        once)."""
+        while len(self._clients) <= index:
             import httpx
 
-            self._client = httpx.AsyncClient(limits=httpx.Limits(max_connections=200, max_keepalive_connections=200),
-                                             follow_redirects=False)
-        return self._client
+            if self._tls is None:
+                self._tls = httpx.create_ssl_context()
+            limits = httpx.Limits(max_connections=CONNECTIONS_PER_CLIENT,
+                                  max_keepalive_connections=CONNECTIONS_PER_CLIENT)
+            self._clients.append(httpx.AsyncClient(verify=self._tls, limits=limits, follow_redirects=False))
+        return self._clients[index]
 
     @property
     def channels(self) -> list[str]:
@@ -62,7 +82,9 @@ class ProbeSet:
     async def _guarded(self, probe: Probe) -> ProbeResult:
         started = time.perf_counter()
         try:
-            return await asyncio.wait_for(probe.check(), probe.timeout + 1.0)
+            # asyncio.timeout, not wait_for: no extra task per probe and cycle.
+            async with asyncio.timeout(probe.timeout + 1.0):
+                return await probe.check()
         except TimeoutError:
             return ProbeResult("down", time.perf_counter() - started, f"timed out after {probe.timeout:g}s",
                                probe.label)
@@ -73,7 +95,10 @@ class ProbeSet:
     async def check(self, channel: str) -> ChannelCheck:
         started = time.perf_counter()
         probes = self.probes[channel]
-        results = list(await asyncio.gather(*(self._guarded(p) for p in probes)))
+        if len(probes) == 1:  # the common case needs no gather (and no task)
+            results = [await self._guarded(probes[0])]
+        else:
+            results = list(await asyncio.gather(*(self._guarded(p) for p in probes)))
         health = self.loaded.config.channels[channel].health
         status, reason = aggregate(results, health.combine if health else "all")
         return ChannelCheck(channel, status, reason, results, time.perf_counter() - started)
@@ -82,10 +107,11 @@ class ProbeSet:
         return list(await asyncio.gather(*(self.check(c) for c in (channels or self.channels))))
 
     async def aclose(self) -> None:
+        # Every probe closes what it made itself (an http probe with verify_tls: false has its own client);
+        # the shared pools are closed here.
         for probes in self.probes.values():
             for p in probes:
-                if self._client is None or p.type_name != "http":
-                    await p.aclose()
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+                await p.aclose()
+        clients, self._clients = self._clients, []
+        for client in clients:
+            await client.aclose()

@@ -97,6 +97,9 @@ class StepSpec(Strict):
     after: Duration = timedelta(0)
     every: Duration | None = None
     only_if: Name | None = None
+    # A campaign's surge runs some steps at a moment of the campaign rather than `after` the opening:
+    # `launch` (its start) or `reminder` (the morning before launch); `after` is then added to that moment.
+    at: Literal["launch", "reminder"] | None = None
 
     @field_validator("action")
     @classmethod
@@ -161,6 +164,28 @@ class Health(Strict):
         return value
 
 
+class Surge(Strict):
+    """When the daemon declares an unplanned surge on a channel: `volume` probes read how much work waits
+    (unseen mail, a help-desk queue); `after` readings in a row above the threshold open the surge playbook,
+    `clear_after` readings in a row at or under it close it again."""
+
+    probes: list[ProbeSpec] = Field(min_length=1)
+    threshold: float | None = Field(default=None, ge=0, description="for probes that do not set their own")
+    every: Duration = timedelta(seconds=60)
+    combine: Literal["any", "all"] = Field(
+        default="any", description="any: one probe above its threshold is a surge; all: every probe must be")
+    after: int = Field(default=3, ge=1)
+    clear_after: int = Field(default=5, ge=1)
+    playbook: Name = "surge-unplanned"
+
+    @field_validator("every")
+    @classmethod
+    def _min_every(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("every must be at least 1s")
+        return value
+
+
 class Channel(Strict):
     """A way customers reach the team, where they go instead when it fails, and which playbook runs."""
 
@@ -172,6 +197,7 @@ class Channel(Strict):
     add_steps: list[StepSpec] = Field(default_factory=list)
     add_on_close: list[StepSpec] = Field(default_factory=list)
     health: Health | None = None
+    surge: Surge | None = None
 
 
 class StoreConfig(Strict):
@@ -204,11 +230,54 @@ class Paths(Strict):
     outbox: str = "outbox"
 
 
+class PublicWeb(Strict):
+    """What the daemon shows the public, read-only: /banner.json + /banner.js, /status, /voice.xml."""
+
+    # Web pages on other origins that may read /banner.json and /status.json ("*" for any); none: same origin.
+    cors_origins: list[str] = Field(default_factory=list)
+    banner_poll: Duration = timedelta(seconds=30)
+    # The customer channels on the status page and in the phone announcement; default: those with a contact.
+    channels: list[Name] | None = None
+    # The languages of /voice.xml, in order; default: the organisation's default locale, then the others.
+    voice_locales: list[Locale] | None = None
+    # The provider's text-to-speech voice per language (TwiML `voice`, e.g. Google.hu-HU-Standard-A): the
+    # provider's default voice speaks only a few languages.
+    voice_names: dict[Locale, Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+$")]] = Field(default_factory=dict)
+    # Where the call goes after the announcement (a TwiML <Redirect>); none: the document just ends.
+    voice_next_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        import re
+
+        for origin in value:
+            if origin != "*" and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?", origin):
+                raise ValueError(f"{origin!r} is not an origin: write scheme://host[:port] without a path "
+                                 "(https://shop.example.test), or \"*\" for any page")
+        return value
+
+    @field_validator("banner_poll")
+    @classmethod
+    def _min_poll(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=5):
+            raise ValueError("banner_poll must be at least 5s (every visitor's browser asks this often)")
+        return value
+
+
 class Daemon(Strict):
     """The daemon's small HTTP endpoint (/healthz, /metrics, and token-protected actions)."""
 
     bind: str = Field(default="127.0.0.1:8765", pattern=r"^\[?[0-9A-Za-z.:_-]*\]?:\d{1,5}$")
     token_env: str = Field(default="CONTINUITY_API_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    public: PublicWeb = PublicWeb()
+
+
+class Campaigns(Strict):
+    """Registered campaigns: how early staff must be briefed, and when the launch-day reminder goes out."""
+
+    min_lead: Duration = timedelta(hours=48)
+    morning_hour: int = Field(default=9, ge=0, le=23)
 
 
 class Config(Strict):
@@ -222,6 +291,7 @@ class Config(Strict):
     paths: Paths = Paths()
     retry: RetryPolicy = RetryPolicy()
     daemon: Daemon = Daemon()
+    campaigns: Campaigns = Campaigns()
 
 
 class Playbook(Strict):

@@ -341,8 +341,11 @@ class Daemon:
 
     # views --------------------------------------------------------------------------------------------------
 
-    def healthz(self) -> tuple[bool, dict[str, Any]]:
-        """Alive and scheduling: the scheduler runs and every channel was probed recently."""
+    def healthz(self, full: bool = False) -> tuple[bool, dict[str, Any]]:
+        """Alive and scheduling: the scheduler runs and every channel was probed recently.
+
+        /healthz shares its listener with the public pages, so without `full` (the bearer token) the answer
+        holds only the verdict and each channel's state: probe reasons name internal hosts and servers' text."""
         now = self.clock.now()
         stale = []
         for ch, h in self.health.items():
@@ -352,6 +355,9 @@ class Daemon:
                     last is not None and now - last > limit):
                 stale.append(ch)
         ok = self.scheduler.running and not stale and not self.stopping.is_set()
+        if not full:
+            return ok, {"ok": ok, "scheduler_running": self.scheduler.running,
+                        "channels": {ch: {"state": h.state, "degraded": h.degraded} for ch, h in self.health.items()}}
         return ok, {
             "ok": ok,
             "started_at": self.started_at.isoformat() if self.started_at else None,

@@ -17,6 +17,7 @@ PROBES: dict[str, str] = {
     "sip_options": "continuity.probes.sip_options:SipOptionsProbe",
     "statuspage": "continuity.probes.statuspage:StatuspageProbe",
     "mail_canary": "continuity.probes.mail_canary:MailCanaryProbe",
+    "volume": "continuity.probes.volume:VolumeProbe",
 }
 
 

@@ -210,13 +210,25 @@ class DovecotServer:
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout)
             if run.returncode != 0:
                 raise RuntimeError(f"dovecot did not start: {out.read_text(errors='replace').strip()}")
-            self.pid = int((root / "base" / "master.pid").read_text().strip())
+            self.pid = self._wait_pid(root / "base" / "master.pid", timeout)
             self._wait_ready(timeout)
         except BaseException:
             self._pid_from_file()
             self.stop()
             raise
         return self
+
+    @staticmethod
+    def _wait_pid(path: Path, timeout: float) -> int:
+        """The master's pid: on a busy machine the daemonised master may write its pid file a moment after
+        the starting process has already exited."""
+        end = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(OSError, ValueError):
+                return int(path.read_text().strip())
+            if time.monotonic() > end:
+                raise RuntimeError(f"dovecot wrote no pid file ({path}) within {timeout:g}s")
+            time.sleep(0.02)
 
     def _pid_from_file(self) -> None:
         if self.pid is None and self.root is not None:

@@ -191,7 +191,7 @@ def test_probe_set_hanging_peers_do_not_hold_up_the_others(http_peer: HttpPeer, 
         hanging = asyncio.create_task(probe_set.check("email"))
         # Let the twelve connections land first: a burst past the test server's small listen backlog would
         # measure the kernel's SYN retry, not the probes.
-        while sum(r.path == "/hang" for r in http_peer.requests) < 12:
+        while not hanging.done() and sum(r.path == "/hang" for r in http_peer.requests) < 12:
             await asyncio.sleep(0.01)
         chat = await probe_set.check("chat")
         email = await hanging
