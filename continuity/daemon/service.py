@@ -33,6 +33,22 @@ STOP_GRACE = 8.0
 
 
 
+def raise_file_limit() -> int:
+    """Lift the soft open-files limit to the hard one: each http probe keeps its own connection open, and the
+    common default of 1,024 would run out near a thousand probes. Returns the limit now in force."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
 class Daemon:
     def __init__(self, loaded: LoadedConfig, store: SqliteStore, clock: Clock, log: logging.Logger,
                  bind: str | None = None) -> None:
@@ -64,6 +80,7 @@ class Daemon:
     # lifecycle -------------------------------------------------------------------------------------------------
 
     async def run(self, serve: bool = True) -> None:
+        raise_file_limit()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)

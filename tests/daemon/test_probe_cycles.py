@@ -100,3 +100,18 @@ def test_warm_up_compiles_every_playbook_template_before_the_first_outage(config
         assert any(key[1] == banner for key in catalog.env.cache)
     finally:
         store.close()
+
+
+def test_the_daemon_lifts_its_open_files_limit() -> None:
+    """A thousand http probes keep a thousand connections open: the soft limit is raised to the hard one."""
+    import resource
+    import subprocess
+    import sys
+
+    code = ("import resource; from continuity.daemon.service import raise_file_limit; "
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1])); "
+            "print(raise_file_limit(), resource.getrlimit(resource.RLIMIT_NOFILE)[0])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    expected = hard if hard != resource.RLIM_INFINITY else 65536
+    assert out == [str(expected), str(expected)]
