@@ -7,9 +7,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from continuity.config.loader import LoadedConfig, every_playbook
-from continuity.config.models import Playbook
+from continuity.config.models import Playbook, StepSpec
+from continuity.config.yamlsrc import pretty_path
 from continuity.durations import format_duration
-from continuity.errors import InputError, InputErrors
+from continuity.errors import InputError, InputErrors, Location
+from continuity.sinks.base import Rendered
 from continuity.store.records import SituationRecord
 from continuity.templating import TemplateCatalog
 from continuity.variables import template_context
@@ -59,16 +61,24 @@ def render_everything(loaded: LoadedConfig, now: datetime) -> int:
     count = 0
     for channel, playbook in every_playbook(loaded):
         for group, step in playbook.all_steps():
+            by_variant: dict[int, list[Rendered]] = {}
             for locale in catalog.locales_for(step.audience):
-                for variant in _variants(channel, now, group, playbook):
+                for vi, variant in enumerate(_variants(channel, now, group, playbook)):
                     ctx = template_context(loaded, variant, playbook, locale, now + step.after, step_id=step.id)
                     try:
-                        catalog.render(step.template, locale, ctx)
+                        by_variant.setdefault(vi, []).append(catalog.render(step.template, locale, ctx))
                         count += 1
                     except InputError as exc:
                         if str(exc) not in seen_errors:
                             seen_errors.add(str(exc))
                             errors.append(exc)
+            # What the step's sinks would make of the sample renderings (a post too long for X).
+            for messages in by_variant.values():
+                if len(messages) == len(catalog.locales_for(step.audience)):
+                    for problem in sink_problems(loaded, catalog, playbook, step, messages):
+                        if str(problem) not in seen_errors:
+                            seen_errors.add(str(problem))
+                            errors.append(problem)
     from continuity.daemon import DAEMON_TEMPLATES
 
     for template in DAEMON_TEMPLATES:
@@ -80,6 +90,12 @@ def render_everything(loaded: LoadedConfig, now: datetime) -> int:
                 count += 1
             except InputError as exc:
                 errors.append(exc)
+    from continuity.public.status import check_templates
+
+    try:
+        count += check_templates(loaded, now)  # the public status page, in every served locale
+    except InputErrors as exc:
+        errors.extend(exc.errors)
     if errors:
         raise InputErrors(errors)
     return count
@@ -92,6 +108,37 @@ def _sample_data(kind: str, now: datetime) -> list[dict[str, Any]]:
                                  "ends_at": (now + start + timedelta(hours=2)).isoformat()}}
                 for start in (timedelta(hours=1), timedelta(hours=-1))]  # announced ahead, and in progress
     return [{}]
+
+
+def sink_problems(loaded: LoadedConfig, catalog: TemplateCatalog, playbook: Playbook, step: StepSpec,
+                  messages: list[Rendered]) -> list[InputError]:
+    """Ask each sink of the step whether it could send these renderings; locate each problem in the template
+    (its body block) or in the sink's settings."""
+    out: list[InputError] = []
+    for sink_name in loaded.targets(step):
+        inst = loaded.sinks.get(sink_name)
+        if inst is None:
+            continue
+        for problem in inst.cls.check_rendered(inst.settings, messages):
+            text = f"{problem.message} (sink {sink_name!r}, step {step.id!r} of playbook {playbook.name!r}, " \
+                   "sample data)"
+            if problem.locale is None:
+                where = ("sinks", sink_name, *([problem.field] if problem.field else []))
+                out.append(loaded.documents[""].error(where, text))
+            else:
+                out.append(InputError(text, _template_location(catalog, step.template, problem.locale)))
+    return out
+
+
+def _template_location(catalog: TemplateCatalog, name: str, locale: str) -> Location:
+    rel = catalog.find(name, locale) or f"{locale}/{name}.j2"
+    for d in catalog.dirs:
+        path = d / rel
+        if path.is_file():
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+            line = next((i for i, t in enumerate(lines, 1) if "block body" in t), None)
+            return Location(pretty_path(path), line, "block body")
+    return Location(rel)
 
 
 def _variants(channel: str, now: datetime, group: str, playbook: Playbook) -> list[SituationRecord]:

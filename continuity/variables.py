@@ -156,4 +156,13 @@ def template_context(
         "step_id": step_id,
         "plan_b": playbook.plan_b if playbook else None,
         "maintenance": maintenance,
+        "campaign": _campaign(loaded, situation, playbook, locale, now),
     }
+
+
+def _campaign(loaded: LoadedConfig, situation: SituationRecord, playbook: Playbook | None, locale: str,
+              now: datetime) -> Any:
+    """The campaign a surge situation runs for (None for every other situation); see continuity.campaigns."""
+    from continuity.campaigns.content import situation_campaign
+
+    return situation_campaign(loaded, situation, playbook, locale, now)

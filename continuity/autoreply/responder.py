@@ -7,7 +7,8 @@
 
 The ledger is the switch: an `autoreply` step to this mailbox, done and not undone, of an open situation
 (continuity.autoreply.state.active_parts). Only messages whose INTERNALDATE is at or after a situation's
-opening are answered for it, and one answer covers every such situation. Each queued row holds all it
+opening (for a campaign: its launch, when the step switched on) are answered for it, and one answer covers
+every such situation. Each queued row holds all it
 needs to be sent, so the cursor moves on as soon as a batch is decided, and a restart first sends what
 was left queued. An answer being sent when the process died is `uncertain` and never sent again.
 
@@ -270,7 +271,7 @@ class Responder:
             event(self.log, "autoreply.uidvalidity", f"{self.name}: the mailbox was rebuilt (UIDVALIDITY changed); "
                   "reading it again, answered messages are recognised by Message-ID", logging.WARNING,
                   mailbox=self.name)
-        earliest = min(p.situation.opened_at for p in parts)
+        earliest = min(p.answers_from for p in parts)
         if not self.reader.can_idle:
             await self._io(self.reader.noop)
         uids = await self._io(self.reader.search, after, earliest - timedelta(days=1))
@@ -307,7 +308,7 @@ class Responder:
 
         out: list[Decided] = []
         for f, received in fetched:
-            applicable = sorted({p.situation.id for p in parts if received >= _floor(p.situation.opened_at)})
+            applicable = sorted({p.situation.id for p in parts if received >= _floor(p.answers_from)})
             if not applicable:
                 continue  # it arrived before every open situation: not ours to answer
             msg = parse(f.raw)

@@ -23,10 +23,20 @@ FINAL = ("sent", "skipped", "failed", "uncertain")
 
 @dataclass(frozen=True)
 class Part:
-    """One open situation the mailbox answers for, and the template of its `autoreply` step."""
+    """One open situation the mailbox answers for, and the template of its `autoreply` step.
+
+    `since` is when the step was due to switch the answers on: a campaign's surge opens at the briefing but
+    answers customers only from its launch, so mail from the days in between is not answered at launch."""
 
     situation: SituationRecord
     template: str
+    since: datetime | None = None
+
+    @property
+    def answers_from(self) -> datetime:
+        """Mail that arrived from this moment on gets this situation's answer."""
+        opened = self.situation.opened_at
+        return max(opened, self.since) if self.since is not None else opened
 
 
 @dataclass(frozen=True)
@@ -236,7 +246,12 @@ def active_parts(store: SqliteStore, mailbox: str) -> list[Part]:
     for r in rows:
         sit = store.get_situation(r["situation_id"])
         if sit is not None and sit.is_open:
-            out.append(Part(sit, r["template"]))
+            # The planned moment of the first switch-on (not when it ran: a step run a little late must not
+            # leave the mail of those seconds unanswered).
+            due = store.conn.execute(
+                "SELECT MIN(due_at) AS due FROM steps WHERE situation_id = ? AND sink = ? AND action = 'autoreply'"
+                " AND phase = 'open' AND state = 'done'", (sit.id, mailbox)).fetchone()
+            out.append(Part(sit, r["template"], from_ts(due["due"]) if due is not None else None))
     return out
 
 

@@ -26,12 +26,14 @@ from continuity.campaigns.content import (
 )
 from continuity.campaigns.model import Campaign, text_for
 from continuity.campaigns.store import CampaignRun, get_version, runs
-from continuity.config.loader import validation_errors
+from continuity.config.loader import load_playbook, validation_errors
 from continuity.config.yamlsrc import Document, Path_, load_yaml_file
 from continuity.durations import format_duration
 from continuity.errors import InputError, InputErrors
 
 if TYPE_CHECKING:
+    from continuity.config.loader import LoadedConfig
+    from continuity.config.models import Playbook
     from continuity.engine import Engine
 
 
@@ -59,10 +61,61 @@ def parse(path: Path) -> tuple[Campaign, Document]:
         raise InputErrors(validation_errors(doc, exc)) from None
 
 
-def load_checked(engine: Engine, path: Path, *, force: bool = False, replacing: CampaignRun | None = None) -> Checked:
-    campaign, doc = parse(path)
+def load_checked(engine: Engine, source: Path | tuple[Campaign, Document], *, force: bool = False,
+                 replacing: CampaignRun | None = None) -> Checked:
+    """A campaign file (or a campaign already built, from flags) with every check of register/update."""
+    campaign, doc = parse(source) if isinstance(source, Path) else source
     warnings = check(engine, campaign, doc, force=force, replacing=replacing)
     return Checked(campaign, doc, warnings)
+
+
+@dataclass
+class FileReport:
+    """A campaign file in the playbook search path that `validate` found sound."""
+
+    file: str
+    name: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def campaign_files(loaded: LoadedConfig) -> list[tuple[Path, bool]]:
+    """The `campaign-*.yaml` files of the playbook search path, each with whether it is a shipped one. A file
+    in an earlier folder hides one of the same name in a later folder, as for playbooks."""
+    from continuity.config.loader import CAMPAIGN_FILE_PREFIX
+    from continuity.shipped import shipped_dir
+
+    shipped = shipped_dir("playbooks").resolve()
+    found: dict[str, tuple[Path, bool]] = {}
+    for directory in loaded.playbook_dirs:
+        for path in sorted(directory.glob(f"{CAMPAIGN_FILE_PREFIX}*.yaml")):
+            found.setdefault(path.name, (path, directory.resolve() == shipped))
+    return list(found.values())
+
+
+def check_files(loaded: LoadedConfig, now: datetime) -> list[FileReport]:
+    """`continuity validate` for campaign files: the checks of `campaign register` that do not depend on the
+    clock or on the campaigns already registered (start in the future, lead time, overlaps), so a broken
+    campaign file is caught before anyone tries to register it. Raises InputErrors for every file's problems."""
+    errors: list[InputError] = []
+    reports: list[FileReport] = []
+    for path, shipped in campaign_files(loaded):
+        try:
+            campaign, doc = parse(path)
+        except InputErrors as exc:
+            errors.extend(exc.errors)
+            continue
+        except InputError as exc:
+            errors.append(exc)
+            continue
+        mine: list[InputError] = []
+        warnings: list[str] = []
+        check_content(loaded, campaign, doc, now, mine, warnings, shipped=shipped)
+        errors.extend(mine)
+        if not mine:
+            reports.append(FileReport(doc.file, campaign.name, warnings))
+    if errors:
+        raise InputErrors(errors)
+    return reports
 
 
 def _when(dt: datetime, tz: str) -> str:
@@ -75,8 +128,7 @@ def check(engine: Engine, c: Campaign, doc: Document, *, force: bool, replacing:
     """Raise InputErrors for everything wrong with the campaign; return the warnings."""
     loaded = engine.loaded
     cfg = loaded.config
-    org = cfg.organisation
-    tz = org.timezone
+    tz = cfg.organisation.timezone
     now = engine.clock.now()
     errors: list[InputError] = []
     warnings: list[str] = []
@@ -90,10 +142,8 @@ def check(engine: Engine, c: Campaign, doc: Document, *, force: bool, replacing:
     if replacing is not None and c.name != replacing.name:
         err(("name",), f"the file is campaign {c.name!r}, not {replacing.name!r}")
 
-    # time ---------------------------------------------------------------------------------------------------
+    # time: what depends on now --------------------------------------------------------------------------------
     live = replacing is not None and replacing.state == "live"
-    if c.end <= c.start:
-        err(("end",), f"end ({_when(c.end, tz)}) must be after start ({_when(c.start, tz)})")
     if live:
         assert replacing is not None
         if c.start != replacing.starts_at:
@@ -117,23 +167,78 @@ def check(engine: Engine, c: Campaign, doc: Document, *, force: bool, replacing:
         elif notice < lead:
             warn(("start",), f"starts in {format_duration(notice)}: staff are briefed right away instead of "
                              f"{format_duration(lead)} ahead")
+
+    # other campaigns at the same time ----------------------------------------------------------------------
+    for other in runs(engine.store):
+        if other.name == c.name or not (other.starts_at < c.end and c.start < other.ends_at):
+            continue
+        snap = get_version(engine.store, other.name, other.version).snapshot
+        theirs = {code["code"].upper() for code in snap.get("codes", [])}
+        for i, code in enumerate(c.codes):
+            if code.code.upper() in theirs:
+                err(("codes", i, "code"), f"code {code.code} is also a code of campaign {other.name!r} "
+                                          f"({_when(other.starts_at, tz)} – {_when(other.ends_at, tz)}), which "
+                                          "overlaps this one; use a different code")
+        shared = [ch for ch in c.channels if ch in snap.get("channels", [])]
+        if shared:
+            warn(("channels",), f"overlaps campaign {other.name!r} ({_when(other.starts_at, tz)} – "
+                                f"{_when(other.ends_at, tz)}) on {', '.join(shared)}: expect both surges at once")
+
+    check_content(loaded, c, doc, now, errors, warnings)
+    if errors:
+        raise InputErrors(errors)
+    return warnings
+
+
+def playbook_named(loaded: LoadedConfig, name: str) -> Playbook:
+    """A playbook by name from the search path, cached in `loaded` (as Engine.playbook_named does)."""
+    if name not in loaded.playbooks:
+        loaded.playbooks[name], loaded.documents[name] = load_playbook(name, loaded.playbook_dirs)
+    return loaded.playbooks[name]
+
+
+def check_content(loaded: LoadedConfig, c: Campaign, doc: Document, now: datetime, errors: list[InputError],
+                  warnings: list[str], *, shipped: bool = False) -> None:
+    """Everything that depends neither on the clock nor on the other campaigns: dates in order, references to
+    the config, codes, texts in every served locale, and the FAQ, answers and playbook templates rendering.
+    Shared by `campaign register`/`update` and `validate`. With `shipped` (the example that comes with
+    continuity, which the operator cannot edit in place) references to this config's channels and routes
+    are warnings: a config without a phone line must still validate."""
+    cfg = loaded.config
+    org = cfg.organisation
+    tz = org.timezone
+
+    def err(path: Path_, message: str) -> None:
+        errors.append(doc.error(path, message))
+
+    def warn(path: Path_, message: str) -> None:
+        warnings.append(f"{doc.loc(path)}: {message}")
+
+    def ref(path: Path_, message: str) -> None:
+        if shipped:
+            warn(path, message + " (a shipped example: copy it beside your playbooks to adapt it)")
+        else:
+            err(path, message)
+
+    if c.end <= c.start:
+        err(("end",), f"end ({_when(c.end, tz)}) must be after start ({_when(c.start, tz)})")
     if c.recurrence is not None and c.recurrence.until is not None and c.recurrence.until < c.start.year:
         err(("recurrence", "until"), f"until {c.recurrence.until} is before the first run ({c.start.year})")
 
     # references to the config -------------------------------------------------------------------------------
     for i, ch in enumerate(c.channels):
         if ch not in cfg.channels:
-            err(("channels", i), f"unknown channel {ch!r}; configured channels: {', '.join(cfg.channels)}")
+            ref(("channels", i), f"unknown channel {ch!r}; configured channels: {', '.join(cfg.channels)}")
     for ch in c.wait:
         if ch not in c.channels:
             err(("wait", ch), f"{ch!r} is not one of this campaign's channels ({', '.join(c.channels)})")
     for i, to in enumerate(c.brief.to):
         if to not in loaded.routes and to not in loaded.sinks:
             known = sorted(set(loaded.routes) | set(loaded.sinks))
-            err(("brief", "to", i), f"unknown route or sink {to!r}; known: {', '.join(known)}")
+            ref(("brief", "to", i), f"unknown route or sink {to!r}; known: {', '.join(known)}")
     playbook = None
     try:
-        playbook = engine.playbook_named(c.playbook)
+        playbook = playbook_named(loaded, c.playbook)
     except InputErrors as exc:
         errors.extend(exc.errors)
     except InputError as exc:
@@ -155,22 +260,6 @@ def check(engine: Engine, c: Campaign, doc: Document, *, force: bool, replacing:
                 warn(("codes", i, name), f"{_when(moment, tz)} is outside the campaign ({_when(c.start, tz)} – "
                                          f"{_when(c.end, tz)})")
 
-    # other campaigns at the same time ----------------------------------------------------------------------
-    for other in runs(engine.store):
-        if other.name == c.name or not (other.starts_at < c.end and c.start < other.ends_at):
-            continue
-        snap = get_version(engine.store, other.name, other.version).snapshot
-        theirs = {code["code"].upper() for code in snap.get("codes", [])}
-        for i, code in enumerate(c.codes):
-            if code.code.upper() in theirs:
-                err(("codes", i, "code"), f"code {code.code} is also a code of campaign {other.name!r} "
-                                          f"({_when(other.starts_at, tz)} – {_when(other.ends_at, tz)}), which "
-                                          "overlaps this one; use a different code")
-        shared = [ch for ch in c.channels if ch in snap.get("channels", [])]
-        if shared:
-            warn(("channels",), f"overlaps campaign {other.name!r} ({_when(other.starts_at, tz)} – "
-                                f"{_when(other.ends_at, tz)}) on {', '.join(shared)}: expect both surges at once")
-
     # texts in every locale ----------------------------------------------------------------------------------
     served = list(org.locales)
     for key in ("title", "terms", "faq_url"):
@@ -180,7 +269,15 @@ def check(engine: Engine, c: Campaign, doc: Document, *, force: bool, replacing:
                 if loc not in value:
                     err((key,), f"no {key} for locale {loc!r}: give one for each of {', '.join(served)} "
                                 "(or a single text for all)")
-    for loc in served:
+    if not c.faq:
+        # No FAQ at all (`faq: {}`, or registered with flags): allowed when there is a FAQ page to point to.
+        if c.faq_url is None:
+            err(("faq",), f"no FAQ: give FAQ entries for each of {', '.join(served)} (in a campaign file), or at "
+                          "least the FAQ page customers and agents are sent to (faq_url, --faq-url)")
+        else:
+            warn(("faq",), "no FAQ entries: the briefing and `continuity faq` have none for this campaign and "
+                           "point to the FAQ page; add entries with `continuity campaign update NAME FILE`")
+    for loc in served if c.faq else ():
         if not c.faq.get(loc):
             err(("faq",), f"no FAQ for locale {loc!r}: the organisation serves {', '.join(served)} and agents "
                           "answer in each")
@@ -195,15 +292,12 @@ def check(engine: Engine, c: Campaign, doc: Document, *, force: bool, replacing:
             if var in BUILTIN_VARS:
                 err(("answers", name, "vars"), f"{var!r} is given by continuity itself; pick another name")
     if not errors:
-        _render_texts(engine, c, doc, served, now, errors)
+        _render_texts(loaded, c, doc, served, now, errors)
     if not errors and playbook is not None:
-        _render_playbook(engine, c, errors)
-    if errors:
-        raise InputErrors(errors)
-    return warnings
+        _render_playbook(loaded, c, now, errors)
 
 
-def _render_texts(engine: Engine, c: Campaign, doc: Document, served: list[str], now: datetime,
+def _render_texts(loaded: LoadedConfig, c: Campaign, doc: Document, served: list[str], now: datetime,
                   errors: list[InputError]) -> None:
     """Every FAQ entry and answer compiles and renders in every served locale, with StrictUndefined."""
     schedule = Schedule(c.start, c.end)
@@ -213,7 +307,7 @@ def _render_texts(engine: Engine, c: Campaign, doc: Document, served: list[str],
         errors.append(doc.error(path, exc.message + where + extra))
 
     for loc in served:
-        base = text_context(engine.loaded, c, schedule, loc, now, {})
+        base = text_context(loaded, c, schedule, loc, now, {})
         for i, item in enumerate(c.faq.get(loc, [])):
             for part in ("q", "a"):
                 try:
@@ -232,25 +326,24 @@ def _render_texts(engine: Engine, c: Campaign, doc: Document, served: list[str],
                         f"; an answer can use campaign, org, locale and its vars (declared: {declared})")
 
 
-def _render_playbook(engine: Engine, c: Campaign, errors: list[InputError]) -> None:
+def _render_playbook(loaded: LoadedConfig, c: Campaign, now: datetime, errors: list[InputError]) -> None:
     """The playbook's templates render with this campaign in every locale they speak to."""
     from continuity.store.records import SituationRecord
     from continuity.templating import TemplateCatalog
     from continuity.variables import template_context
 
-    now = engine.clock.now()
-    playbook = engine.playbook_named(c.playbook)
+    playbook = playbook_named(loaded, c.playbook)
     data: dict[str, Any] = {"campaign": {"name": c.name, "run": 1, "version": 1, "starts_at": c.start.isoformat(),
                                          "ends_at": c.end.isoformat(), "snapshot": c.model_dump(mode="json")}}
     sit = SituationRecord(id=-1, kind="surge", channel=f"campaign:{c.name}", playbook=playbook.name, state="open",
                           source="campaign", opened_by="check", reason=str(text_for(c.title, "en", [])), eta=c.end,
                           note=None, revision=0, opened_at=now, closed_at=None, closed_by=None, data=data)
-    catalog = TemplateCatalog(engine.loaded)
+    catalog = TemplateCatalog(loaded)
     seen: set[str] = set()
     for _group, step in playbook.all_steps():
         for loc in catalog.locales_for(step.audience):
             try:
-                catalog.render(step.template, loc, template_context(engine.loaded, sit, playbook, loc, now,
+                catalog.render(step.template, loc, template_context(loaded, sit, playbook, loc, now,
                                                                     step_id=step.id))
             except InputError as exc:
                 if str(exc) not in seen:
@@ -258,4 +351,5 @@ def _render_playbook(engine: Engine, c: Campaign, errors: list[InputError]) -> N
                     errors.append(exc)
 
 
-__all__ = ["Checked", "campaign_obj", "check", "load_checked", "parse"]
+__all__ = ["Checked", "FileReport", "campaign_files", "campaign_obj", "check", "check_content", "check_files",
+           "load_checked", "parse"]

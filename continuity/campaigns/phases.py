@@ -39,6 +39,7 @@ from continuity.engine import CAMPAIGN_SCOPE
 from continuity.errors import InputError
 
 if TYPE_CHECKING:
+    from continuity.config.yamlsrc import Document
     from continuity.engine import Engine
 
 REMINDER_GAP = timedelta(hours=2)
@@ -103,9 +104,10 @@ class Registered:
     staff_told: bool = False
 
 
-def register(engine: Engine, path: Path, *, by: str, force: bool = False) -> Registered:
-    """Check a campaign file and store it as version 1 of a new run (nothing is stored if anything is wrong)."""
-    checked = load_checked(engine, path, force=force)
+def register(engine: Engine, source: Path | tuple[Campaign, Document], *, by: str, force: bool = False) -> Registered:
+    """Check a campaign file (or a campaign built from flags, with its Document) and store it as version 1 of a
+    new run (nothing is stored if anything is wrong)."""
+    checked = load_checked(engine, source, force=force)
     c = checked.campaign
     existing = latest_run(engine.store, c.name)
     if existing is not None and existing.active:

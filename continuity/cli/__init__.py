@@ -46,9 +46,9 @@ def _global(
 
 
 # Commands register on `app` in the order --help lists them: the 3am ones first.
-from continuity.cli import situations, watch, maintenance, setup, drill  # noqa: E402, I001
+from continuity.cli import situations, watch, maintenance, campaign, autoreply, setup, drill  # noqa: E402, I001
 
-__all__ = ["app", "main", "drill", "maintenance", "setup", "situations", "watch"]
+__all__ = ["app", "main", "autoreply", "campaign", "drill", "maintenance", "setup", "situations", "watch"]
 
 
 def main() -> None:

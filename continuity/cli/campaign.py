@@ -83,27 +83,70 @@ def _after_change(eng: Engine, name: str) -> list[Any]:
     return eng.run_due([run.situation_id]) if run.situation_id else []
 
 
+FLAG = "Without FILE:"
+
+
 @camp.command("register")
 @guarded
 def register(
-    file: Annotated[Path, typer.Argument(help="The campaign file (see playbooks/campaign-example.yaml).")],
+    file: Annotated[Path | None, typer.Argument(help="The campaign file (see playbooks/campaign-example.yaml). "
+                                                     "Or leave it out and give the main fields as flags.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help=f"{FLAG} the campaign's name, e.g. spring-sale.")] = None,
+    title: Annotated[str | None, typer.Option("--title", help=f"{FLAG} the title customers and staff read "
+                                                              "(one text for every locale).")] = None,
+    start: Annotated[str | None, typer.Option("--start", help=f"{FLAG} when it starts, with a timezone: "
+                                                              "'2026-12-01 08:00 Europe/Budapest' or "
+                                                              "2026-12-01T08:00:00+01:00.")] = None,
+    end: Annotated[str | None, typer.Option("--end", help=f"{FLAG} when it ends, with a timezone.")] = None,
+    terms: Annotated[str | None, typer.Option("--terms", help=f"{FLAG} the terms, as staff must explain them.")]
+    = None,
+    code: Annotated[list[str] | None, typer.Option("--code", metavar="CODE=DESCRIPTION",
+                                                   help=f"{FLAG} a discount code and what it gives, e.g. "
+                                                        "SPRING10='10% off everything'; repeat for more codes.")]
+    = None,
+    channel: Annotated[list[str] | None, typer.Option("--channel", metavar="CHANNEL",
+                                                      help=f"{FLAG} a channel expected to surge (email, chat, "
+                                                           "phone, …); repeatable.")] = None,
+    load: Annotated[str | None, typer.Option("--load", help=f"{FLAG} expected load, e.g. 3x (default 2x).")]
+    = None,
+    faq_url: Annotated[str | None, typer.Option("--faq-url", help=f"{FLAG} the campaign's FAQ page (required: "
+                                                                  "FAQ entries and template answers only come "
+                                                                  "from a campaign file).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Accept a lead time under campaigns.min_lead (staff get "
                                                         "less time to prepare).")] = False,
     by: BY = None,
     as_json: JSON = False,
 ) -> None:
-    """Check a campaign file and put the campaign on the calendar.
+    """Check a campaign file, or the campaign given as flags, and put the campaign on the calendar.
 
     Staff are briefed `lead` before the start (default campaigns.min_lead, 48h) and reminded on the morning of
     the launch. At the start customers see a high-demand banner with the FAQ link and a notice that answers take
-    longer on the campaign's channels; at the end everything is switched off and staff get a summary. Every
-    problem is reported with file, line and field, and nothing is stored (exit 2) until the file is right.
+    longer on the campaign's channels, and customer email gets an automatic answer; at the end everything is
+    switched off and staff get a summary. Every problem is reported with file, line and field (or the flag),
+    and nothing is stored (exit 2) until it is right.
+
+    Without FILE, --name, --title, --start, --end, --terms, --channel and --faq-url are required; --code and
+    --load are optional. FAQ entries, template answers, per-locale texts, expected waits, recurrence and the
+    people to brief only come from a campaign file: a campaign registered with flags has no FAQ entries, so
+    customers and agents are sent to its FAQ page (add entries later with `campaign update NAME FILE`).
     """
+    from continuity.campaigns.flags import SOURCE, Flags, from_flags
     from continuity.campaigns.phases import find_run
     from continuity.campaigns.phases import register as do_register
+    from continuity.errors import Location
 
+    flags = Flags(name=name, title=title, start=start, end=end, terms=terms, codes=list(code or []),
+                  channels=list(channel or []), load=load, faq_url=faq_url)
+    if file is not None and flags.given():
+        raise InputError("give either a campaign FILE or the fields as flags (--name, --start, …), not both",
+                         Location(SOURCE))
+    if file is None and not flags.given():
+        raise InputError("give a campaign FILE (see playbooks/campaign-example.yaml), or the fields as flags: "
+                         "--name, --title, --start, --end, --terms, --channel, --faq-url (see --help)",
+                         Location(SOURCE))
+    source = file if file is not None else from_flags(flags)  # flag mistakes are reported before the store opens
     eng = engine()
-    result = do_register(eng, file, by=who(by), force=force)
+    result = do_register(eng, source, by=who(by), force=force)
     ran = _after_change(eng, result.run.name)
     info = _run_dict(eng, find_run(eng, result.run.name))
     if as_json:

@@ -88,10 +88,78 @@ MIGRATIONS: list[str] = [
     CREATE INDEX maintenance_by_state ON maintenance (state, starts_at);
     """,
     """
-    -- 3: the e-mail auto-responder (continuity.autoreply)
+    -- 3: the e-mail auto-responder (continuity.autoreply, queries in continuity/autoreply/state.py)
+    CREATE TABLE autoreply_cursor (
+        mailbox TEXT PRIMARY KEY,
+        address TEXT NOT NULL,
+        uidvalidity INTEGER,
+        last_uid INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT,
+        last_ok_at TEXT,
+        last_error TEXT,
+        last_error_at TEXT
+    );
+    CREATE TABLE autoreply_messages (
+        mailbox TEXT NOT NULL,
+        key TEXT NOT NULL,
+        uidvalidity INTEGER,
+        uid INTEGER,
+        received_at TEXT,
+        decided_at TEXT NOT NULL,
+        decision TEXT NOT NULL CHECK (decision IN ('answer', 'skip')),
+        reason TEXT NOT NULL,
+        language TEXT,
+        situations TEXT NOT NULL DEFAULT '[]',
+        state TEXT NOT NULL CHECK (state IN ('queued', 'sending', 'sent', 'skipped', 'failed', 'uncertain')),
+        recipient TEXT,
+        subject TEXT,
+        in_reply_to TEXT,
+        refs TEXT,
+        answer_id TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        owner TEXT,
+        last_error TEXT,
+        sent_at TEXT,
+        PRIMARY KEY (mailbox, key)
+    );
+    CREATE INDEX autoreply_messages_by_state ON autoreply_messages (mailbox, state);
+    CREATE TABLE autoreply_senders (
+        mailbox TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        situation_id INTEGER NOT NULL REFERENCES situations (id),
+        answered_at TEXT NOT NULL,
+        PRIMARY KEY (mailbox, sender, situation_id)
+    );
     """,
     """
-    -- 4: campaigns (continuity.campaigns)
+    -- 4: campaigns (continuity.campaigns): runs on the calendar and versioned snapshots of the campaign file
+    CREATE TABLE campaigns (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        run INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('registered', 'briefed', 'live', 'ended', 'cancelled')),
+        starts_at TEXT NOT NULL,
+        ends_at TEXT NOT NULL,
+        opens_at TEXT NOT NULL,
+        situation_id INTEGER REFERENCES situations (id),
+        created_by TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (name, run)
+    );
+    CREATE INDEX campaigns_by_state ON campaigns (state, starts_at);
+    CREATE TABLE campaign_versions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        source TEXT NOT NULL,
+        snapshot TEXT NOT NULL,
+        changes TEXT NOT NULL DEFAULT '[]',
+        UNIQUE (name, version)
+    );
     """,
 ]
 

@@ -58,7 +58,7 @@ def test_register_brief_remind_launch_end_each_message_once(engine: MakeEngine, 
     at(eng, START)
     assert latest_run(eng.store, "winter-sale").state == "live"  # type: ignore[union-attr]
     launched = {("brief", "apply"): 1, ("reminder", "apply"): 1, ("launch-staff", "apply"): 1,
-                ("launch-notice", "apply"): 1, ("launch-status", "apply"): 1}
+                ("launch-notice", "apply"): 1, ("launch-autoreply", "apply"): 1, ("launch-status", "apply"): 1}
     assert sent(workdir) == launched
     shown = banner(workdir)
     assert shown is not None and "Winter Sale" in str(shown) and "winter/faq" in str(shown)
@@ -72,9 +72,10 @@ def test_register_brief_remind_launch_end_each_message_once(engine: MakeEngine, 
     assert eng.store.open_situations() == []
     assert latest_run(eng.store, "winter-sale").state == "ended"  # type: ignore[union-attr]
     assert banner(workdir) is None
-    assert sent(workdir) == {**launched, ("launch-notice", "undo"): 1, ("summary", "apply"): 1}
+    assert sent(workdir) == {**launched, ("launch-notice", "undo"): 1, ("launch-autoreply", "undo"): 1,
+                             ("summary", "apply"): 1}
     summary = outbox_text(workdir, "summary")
-    assert "has ended" in summary and "launch-banner, launch-notice" in summary
+    assert "has ended" in summary and "launch-autoreply, launch-banner, launch-notice" in summary
     assert "brief → outbox" in summary and "launch-banner → website" in summary
 
     at(eng, END + timedelta(days=400))  # nothing recurs: nothing more ever goes out

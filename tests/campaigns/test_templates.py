@@ -43,7 +43,7 @@ def test_every_campaign_template_renders_in_every_locale(configure: Configure, e
                           closed_by="campaign", data=data)
     catalog = TemplateCatalog(eng.loaded)
     playbook = eng.playbook_named("surge-campaign")
-    assert len(TEMPLATES) == 8
+    assert len(TEMPLATES) == 9
     for name in TEMPLATES:
         rendered = catalog.render(f"surge/{name}", locale, template_context(eng.loaded, sit, playbook, locale, NOW))
         assert rendered.locale == locale, name
@@ -51,6 +51,11 @@ def test_every_campaign_template_renders_in_every_locale(configure: Configure, e
         assert "{{" not in text and "Black Friday" in text, name
         if name == "campaign-brief":
             assert "BF26" in text and "BFAPP" in text and playbook.plan_b and playbook.plan_b.split()[0] in text
+        if name == "campaign-autoreply":  # the wait for email and the FAQ link; the codes stay on the FAQ page
+            assert "/black-friday/" in rendered.blocks["summary"] and "/black-friday/" in rendered.body
+            day = {"en": "1 day", "hu": "1 nap", "sk": "1 deň", "pl": "1 dzień"}[locale]  # wait: email: 24h
+            assert day in rendered.body and day in rendered.blocks["summary"]
+            assert "BF26" not in text and "BFAPP" not in text
 
 
 def test_the_example_is_not_taken_for_a_playbook(configure: Configure, engine: MakeEngine) -> None:

@@ -1,0 +1,128 @@
+"""`campaign register` with the main fields as flags instead of a file: the same model and the same checks,
+errors that name the flag, nothing stored when anything is wrong."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from continuity.campaigns import phases
+from continuity.campaigns.flags import Flags, from_flags
+from continuity.campaigns.load import parse
+from continuity.campaigns.store import runs
+from tests.campaigns.kit import outbox_text, sent
+from tests.campaigns.test_phases import BRIEF, END, START, at
+from tests.conftest import NOW, STORE_NAME, MakeEngine, RunCli
+
+FLAGS = ("--name", "spring-sale", "--title", "Spring Sale", "--start", "2026-12-01 08:00 Europe/Budapest",
+         "--end", "2026-12-03T20:00:00+01:00", "--terms", "10% off every jacket.",
+         "--code", "SPRING10=10% off", "--code", "SPRINGAPP=extra 5% in the app", "--channel", "email",
+         "--channel", "chat", "--load", "3x", "--faq-url", "https://shop.example.test/spring/faq")
+
+SAME_AS_A_FILE = """\
+name: spring-sale
+title: Spring Sale
+start: 2026-12-01 08:00 Europe/Budapest
+end: 2026-12-03T20:00:00+01:00
+terms: 10% off every jacket.
+codes:
+  - code: SPRING10
+    discount: 10% off
+  - code: SPRINGAPP
+    discount: extra 5% in the app
+channels: [email, chat]
+load: 3x
+faq_url: https://shop.example.test/spring/faq
+faq: {}
+"""
+
+
+def flags(**change: str | list[str] | None) -> Flags:
+    base = Flags(name="spring-sale", title="Spring Sale", start="2026-12-01 08:00 Europe/Budapest",
+                 end="2026-12-03T20:00:00+01:00", terms="10% off every jacket.",
+                 codes=["SPRING10=10% off", "SPRINGAPP=extra 5% in the app"], channels=["email", "chat"], load="3x",
+                 faq_url="https://shop.example.test/spring/faq")
+    for key, value in change.items():
+        setattr(base, key, value)
+    return base
+
+
+def errors_of(proc: object) -> list[dict[str, object]]:
+    import subprocess
+
+    assert isinstance(proc, subprocess.CompletedProcess)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["ok"] is False
+    return list(doc["errors"])
+
+
+def test_flags_build_the_model_a_file_builds(workdir: Path) -> None:
+    path = workdir / "campaign-spring.yaml"
+    path.write_text(SAME_AS_A_FILE, encoding="utf-8")
+    from_file, _doc = parse(path)
+    built, doc = from_flags(flags())
+    assert built == from_file
+    assert doc.file == "command line"
+
+
+def test_register_with_flags(workdir: Path, cli: RunCli) -> None:
+    proc = cli("campaign", "register", *FLAGS, "--json", now=NOW)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    info = json.loads(proc.stdout)
+    campaign = info["campaign"]
+    assert (campaign["name"], campaign["state"], campaign["source"]) == ("spring-sale", "registered", "command line")
+    assert campaign["codes"] == ["SPRING10", "SPRINGAPP"] and campaign["channels"] == ["email", "chat"]
+    assert campaign["load"] == "3x" and campaign["starts_at"] == "2026-12-01T07:00:00+00:00"
+    assert any("--faq-url: no FAQ entries" in w for w in info["warnings"])
+    shown = json.loads(cli("campaign", "show", "spring-sale", "--json", now=NOW).stdout)
+    snap = shown["snapshot"]
+    assert snap["terms"] == "10% off every jacket." and snap["faq"] == {}
+    assert snap["codes"][1]["discount"] == "extra 5% in the app"
+    assert snap["faq_url"] == "https://shop.example.test/spring/faq"
+
+
+def test_every_wrong_flag_is_named_and_nothing_is_stored(workdir: Path, cli: RunCli) -> None:
+    proc = cli("campaign", "register", "--title", "Spring Sale", "--start", "2026-12-01 08:00", "--end",
+               "2026-12-03T20:00:00+01:00", "--terms", "x", "--code", "SPRING10", "--code", "S=5%", "--channel",
+               "email", "--load", "lots", "--json", now=NOW)
+    found = {(e["file"], e["field"]): str(e["message"]) for e in errors_of(proc)}
+    assert set(found) == {("command line", "--name"), ("command line", "--start"), ("command line", "--code SPRING10"),
+                          ("command line", "--code S=5%"), ("command line", "--load"), ("command line", "--faq-url")}
+    assert found[("command line", "--name")] == "required without a campaign FILE"
+    assert "no timezone" in found[("command line", "--start")]
+    assert "expected CODE=DESCRIPTION" in found[("command line", "--code SPRING10")]
+    assert "expected load like 3x" in found[("command line", "--load")]
+    assert "required without a campaign FILE" in found[("command line", "--faq-url")]
+    assert not (workdir / STORE_NAME).exists()  # refused before the store was opened
+
+
+def test_the_register_checks_name_the_flag_too(workdir: Path, cli: RunCli, engine: MakeEngine) -> None:
+    args = list(FLAGS)
+    args[args.index("chat")] = "fax"
+    args[args.index("2026-12-01 08:00 Europe/Budapest")] = "2026-11-24 08:00 Europe/Budapest"
+    found = {e["field"]: str(e["message"]) for e in errors_of(cli("campaign", "register", *args, "--json", now=NOW))}
+    assert found["--channel fax"].startswith("unknown channel 'fax'")
+    assert "under the minimum lead" in found["--start"]
+    assert runs(engine().store, include_finished=True) == []
+
+    both = cli("campaign", "register", "campaign.yaml", "--name", "x", now=NOW)
+    assert both.returncode == 2 and "error: command line: give either a campaign FILE or the fields" in both.stderr
+    neither = cli("campaign", "register", now=NOW)
+    assert neither.returncode == 2 and "--faq-url (see --help)" in neither.stderr
+    assert "Traceback" not in both.stderr + neither.stderr
+
+
+def test_a_campaign_from_flags_runs_its_phases(engine: MakeEngine, workdir: Path) -> None:
+    eng = engine()
+    result = phases.register(eng, from_flags(flags(codes=["SPRING10=10% off"])), by="marketing")
+    assert result.run.starts_at == START
+    at(eng, BRIEF)
+    at(eng, START)
+    at(eng, END)
+    assert sent(workdir)[("brief", "apply")] == sent(workdir)[("launch-autoreply", "apply")] == 1
+    assert sent(workdir)[("summary", "apply")] == 1
+    brief = outbox_text(workdir, "brief")
+    assert "SPRING10" in brief and "https://shop.example.test/spring/faq" in brief
+    assert "https://shop.example.test/spring/faq" in outbox_text(workdir, "launch-autoreply")
