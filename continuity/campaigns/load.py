@@ -69,6 +69,18 @@ def load_checked(engine: Engine, source: Path | tuple[Campaign, Document], *, fo
     return Checked(campaign, doc, warnings)
 
 
+def precheck(loaded: LoadedConfig, source: Path | tuple[Campaign, Document],
+             now: datetime) -> tuple[Campaign, Document]:
+    """The checks that need no store (syntax, schema, references, texts, templates), so a CLI can refuse a bad
+    file before it opens, and perhaps creates, the ledger. Register and update still run every check."""
+    campaign, doc = parse(source) if isinstance(source, Path) else source
+    errors: list[InputError] = []
+    check_content(loaded, campaign, doc, now, errors, [])
+    if errors:
+        raise InputErrors(errors)
+    return campaign, doc
+
+
 @dataclass
 class FileReport:
     """A campaign file in the playbook search path that `validate` found sound."""

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from continuity.cli import app
-from continuity.cli.common import console, engine, err_console, guarded, print_json, who
+from continuity.cli.common import clock, console, engine, err_console, guarded, print_json, who
+from continuity.cli.common import load as load_config
 from continuity.errors import InputError
 
 if TYPE_CHECKING:
@@ -131,6 +132,7 @@ def register(
     customers and agents are sent to its FAQ page (add entries later with `campaign update NAME FILE`).
     """
     from continuity.campaigns.flags import SOURCE, Flags, from_flags
+    from continuity.campaigns.load import precheck
     from continuity.campaigns.phases import find_run
     from continuity.campaigns.phases import register as do_register
     from continuity.errors import Location
@@ -145,7 +147,10 @@ def register(
                          "--name, --title, --start, --end, --terms, --channel, --faq-url (see --help)",
                          Location(SOURCE))
     source = file if file is not None else from_flags(flags)  # flag mistakes are reported before the store opens
-    eng = engine()
+    loaded = load_config()
+    if file is not None:  # a bad file is refused before the ledger is opened (or created)
+        source = precheck(loaded, file, clock().now())
+    eng = engine(loaded)
     result = do_register(eng, source, by=who(by), force=force)
     ran = _after_change(eng, result.run.name)
     info = _run_dict(eng, find_run(eng, result.run.name))

@@ -114,6 +114,7 @@ def test_the_cli_exits_2_with_every_error_and_stores_nothing(cli: RunCli, workdi
     assert "Traceback" not in bad.stderr
     assert f"{path.name}:3 start: no timezone" in bad.stderr
     assert _rows(workdir) == []
+    assert not (workdir / "continuity.db").exists()  # a bad file does not even create the ledger
     as_json = cli("campaign", "register", str(path), "--json", now=NOW)
     assert as_json.returncode == 2
     doc = json.loads(as_json.stdout)
