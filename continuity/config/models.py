@@ -6,7 +6,16 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
 
 from continuity.actions import ACTIONS
 from continuity.durations import format_duration, parse_duration
@@ -30,6 +39,16 @@ Duration = Annotated[
 ]
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", min_length=1, max_length=64)]
 Locale = Annotated[str, Field(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")]
+
+
+def _at_least_1s(value: timedelta) -> timedelta:
+    if value < timedelta(seconds=1):
+        raise ValueError("every must be at least 1s")
+    return value
+
+
+# How often something repeats (a step, a health check): under a second would busy-loop the daemon.
+Every = Annotated[Duration, AfterValidator(_at_least_1s)]
 
 
 class Strict(BaseModel):
@@ -95,7 +114,7 @@ class StepSpec(Strict):
     to: str
     template: str
     after: Duration = timedelta(0)
-    every: Duration | None = None
+    every: Every | None = None
     only_if: Name | None = None
     # A campaign's surge runs some steps at a moment of the campaign rather than `after` the opening:
     # `launch` (its start) or `reminder` (the morning before launch); `after` is then added to that moment.
@@ -106,13 +125,6 @@ class StepSpec(Strict):
     def _known_action(cls, value: str) -> str:
         if value not in ACTIONS:
             raise ValueError(f"unknown action {value!r}; expected one of: {', '.join(ACTIONS)}")
-        return value
-
-    @field_validator("every")
-    @classmethod
-    def _positive_every(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and value < timedelta(seconds=1):
-            raise ValueError("every must be at least 1s")
         return value
 
     @property
@@ -146,7 +158,7 @@ class Health(Strict):
     """How the daemon decides a channel is down or back: its probes, how often, and the hysteresis."""
 
     probes: list[ProbeSpec] = Field(min_length=1)
-    every: Duration = timedelta(seconds=30)
+    every: Every = timedelta(seconds=30)
     combine: Literal["all", "any"] = "all"
     fail_after: int = Field(default=3, ge=1)
     recover_after: int = Field(default=2, ge=1)
@@ -156,13 +168,6 @@ class Health(Strict):
         default=None, description="a playbook of kind `degraded` run while the channel is slow or partly "
         "working (none: degraded is only logged and exported as a metric)")
 
-    @field_validator("every")
-    @classmethod
-    def _min_every(cls, value: timedelta) -> timedelta:
-        if value < timedelta(seconds=1):
-            raise ValueError("every must be at least 1s")
-        return value
-
 
 class Surge(Strict):
     """When the daemon declares an unplanned surge on a channel: `volume` probes read how much work waits
@@ -171,19 +176,12 @@ class Surge(Strict):
 
     probes: list[ProbeSpec] = Field(min_length=1)
     threshold: float | None = Field(default=None, ge=0, description="for probes that do not set their own")
-    every: Duration = timedelta(seconds=60)
+    every: Every = timedelta(seconds=60)
     combine: Literal["any", "all"] = Field(
         default="any", description="any: one probe above its threshold is a surge; all: every probe must be")
     after: int = Field(default=3, ge=1)
     clear_after: int = Field(default=5, ge=1)
     playbook: Name = "surge-unplanned"
-
-    @field_validator("every")
-    @classmethod
-    def _min_every(cls, value: timedelta) -> timedelta:
-        if value < timedelta(seconds=1):
-            raise ValueError("every must be at least 1s")
-        return value
 
 
 class Channel(Strict):

@@ -7,14 +7,13 @@ and apprise's own log lines have the URLs blanked while this sink is talking thr
 
 from __future__ import annotations
 
-import logging
-import re
 import warnings
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from continuity.config.envrefs import EnvSourced
+from continuity.redact import Redactor, url_pieces
 from continuity.sinks.base import Action, Outcome, Sink, SinkContext, SinkSettings
 
 if TYPE_CHECKING:
@@ -32,38 +31,17 @@ class ChatSettings(SinkSettings):
     urls: list[EnvSourced] = Field(min_length=1)
 
 
-class _HideUrls(logging.Filter):
+def _redactor(urls: list[str]) -> Redactor:
     """Blanks the configured URLs, and every token-sized piece of them, in log records.
 
     A token can sit anywhere in an apprise URL (user, password, host, a path segment, a query value) and
     libraries log pieces of it ("POST /hooks/<token>"), so each piece of eight characters or more is hidden,
     case-insensitively because hosts get lower-cased on the way.
     """
-
-    def __init__(self, urls: list[str]) -> None:
-        super().__init__()
-        pieces: set[str] = set()
-        for url in urls:
-            rest = url.split("://", 1)[-1]
-            pieces |= {url, rest}
-            pieces |= {p for p in re.split(r"[/?&=@:#,]+", rest) if len(p) >= 8}
-        # Longest first, so a whole URL is replaced before any of its pieces.
-        alternatives = sorted((p for p in pieces if p), key=len, reverse=True)
-        self._pattern = (
-            re.compile("|".join(map(re.escape, alternatives)), re.IGNORECASE) if alternatives else None
-        )
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self._pattern is None:
-            return True
-        try:
-            text = record.getMessage()
-        except (TypeError, ValueError):
-            return True
-        hidden = self._pattern.sub(HIDDEN, text)
-        if hidden != text:
-            record.msg, record.args = hidden, None
-        return True
+    pieces: set[str] = set()
+    for url in urls:
+        pieces |= {url, url.split("://", 1)[-1]} | url_pieces(url, 8)
+    return Redactor(pieces, HIDDEN, ignore_case=True)
 
 
 def chat_text(action: Action) -> str:
@@ -87,15 +65,14 @@ class ChatSink(Sink):
     def __init__(self, name: str, settings: SinkSettings, context: SinkContext) -> None:
         super().__init__(name, settings, context)
         self._targets: list[apprise.Apprise] | None = None
-        self._filter = _HideUrls(self.settings.urls)
-        self._filter_installed = False
+        self._redactor = _redactor(self.settings.urls)
         # (action key, target index) pairs delivered by this process: a retry only goes to the rest.
         self._delivered: set[tuple[str, int]] = set()
 
     async def apply(self, action: Action) -> Outcome:
         if not action.messages:
             return Outcome.fail("the step rendered no message to send")
-        self._install_filter()
+        self._redactor.install(_LOGGERS)
         targets, bad = self._load_targets()
         total = len(self.settings.urls)
         if bad:
@@ -118,17 +95,8 @@ class ChatSink(Sink):
         return Outcome.retry(f"chat target {which} of {total} failed; the service refused or did not answer")
 
     async def aclose(self) -> None:
-        if self._filter_installed:
-            for name in _LOGGERS:
-                logging.getLogger(name).removeFilter(self._filter)
-            self._filter_installed = False
+        self._redactor.remove()
         self._targets = None
-
-    def _install_filter(self) -> None:
-        if not self._filter_installed:
-            for name in _LOGGERS:
-                logging.getLogger(name).addFilter(self._filter)
-            self._filter_installed = True
 
     def _load_targets(self) -> tuple[list[apprise.Apprise], list[int]]:
         """One Apprise object per URL, so a failure can be pinned to its target; indexes of rejected URLs."""

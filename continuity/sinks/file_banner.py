@@ -8,40 +8,26 @@ rename) so a visitor never sees half a banner, and a lock file serialises read-m
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import html
 import json
-import os
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from continuity.sinks.base import Action, Outcome, Sink, SinkSettings, resolve_path
+from continuity.sinks.base import Action, Outcome
+from continuity.sinks.files import Entries, FilesSettings, LockedFilesSink, UnreadableFile, read_json, write_atomic
 
 # Situation id (as a JSON key) -> that situation's banner entry.
-Banners = dict[str, Any]
-
-# Errors a full disk or a busy file system gives: the runner may try again later; anything else
-# (permissions, a file where the directory should be) needs a person.
-_TEMPORARY_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EAGAIN, errno.EBUSY, errno.EINTR})
+Banners = Entries
 
 
-class FileBannerSettings(SinkSettings):
+class FileBannerSettings(FilesSettings):
     """Where the banner files live and what they are called."""
 
-    directory: str
     name: str = "continuity-banner"
 
 
-class BannerFileError(Exception):
-    """The existing banner file cannot be merged into (someone edited it by hand)."""
-
-
-class FileBannerSink(Sink):
+class FileBannerSink(LockedFilesSink):
     """Writes `<name>.json` and `<name>.html` into a directory the website serves."""
 
     type_name = "file_banner"
@@ -50,12 +36,9 @@ class FileBannerSink(Sink):
     idempotent = True
     reversible = True
     description = "a banner or notice written as JSON and HTML files for the website to include"
+    noun = "banner"
 
     settings: FileBannerSettings
-
-    @property
-    def directory(self) -> Path:
-        return resolve_path(self.context, self.settings.directory)
 
     @property
     def json_path(self) -> Path:
@@ -69,7 +52,7 @@ class FileBannerSink(Sink):
         if not action.messages:
             return Outcome.fail("the step rendered no message to show")
         entry = self._entry(action)
-        return await self._run(lambda banners: {**banners, str(action.situation_id): entry}, "banner shown")
+        return await self.merge(lambda banners: {**banners, str(action.situation_id): entry}, "banner shown")
 
     async def undo(self, action: Action) -> Outcome:
         situation = str(action.situation_id)
@@ -77,66 +60,31 @@ class FileBannerSink(Sink):
         def remove(banners: Banners) -> Banners:
             return {k: v for k, v in banners.items() if k != situation}
 
-        return await self._run(remove, "banner removed")
+        return await self.merge(remove, "banner removed")
 
     def _entry(self, action: Action) -> dict[str, Any]:
         return banner_entry(action, self.context.clock.now())
 
-    async def _run(self, change: Callable[[Banners], Banners], done: str) -> Outcome:
-        import asyncio  # here, not at the top: loading a config imports this module, and the CLI must start fast
+    def summary(self, left: int) -> str:
+        return f"{left} active in {self.json_path.name}"
 
-        # File locking and fsync block; keep them off the event loop.
-        try:
-            remaining = await asyncio.to_thread(self._update, change)
-        except BannerFileError as exc:
-            return Outcome.fail(str(exc))
-        except OSError as exc:
-            detail = f"cannot write the banner in {self.directory}: {exc.strerror or type(exc).__name__}"
-            return Outcome.retry(detail) if exc.errno in _TEMPORARY_ERRNOS else Outcome.fail(detail)
-        return Outcome.success(f"{done}; {remaining} active in {self.json_path.name}")
+    def write_entries(self, before: Banners, after: Banners) -> None:
+        if after:
+            now = self.context.clock.now().isoformat()
+            doc = {"active": True, "updated_at": now, "banners": after}
+            write_atomic(self.json_path, json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+            write_atomic(self.html_path, render_html(after))
+        else:
+            for path in (self.json_path, self.html_path):
+                path.unlink(missing_ok=True)
 
-    def _update(self, change: Callable[[Banners], Banners]) -> int:
-        """Read, change and write both files under the lock; the number of banners left."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with self._locked():
-            banners = self._read()
-            banners = change(banners)
-            if banners:
-                now = self.context.clock.now().isoformat()
-                doc = {"active": True, "updated_at": now, "banners": banners}
-                _write_atomic(self.json_path, json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
-                _write_atomic(self.html_path, render_html(banners))
-            else:
-                for path in (self.json_path, self.html_path):
-                    path.unlink(missing_ok=True)
-            return len(banners)
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        # A separate lock file: the data files are replaced by rename, so locking them would lock a ghost.
-        lock_path = self.directory / f".{self.settings.name}.lock"
-        with open(lock_path, "a+b") as lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
-
-    def _read(self) -> dict[str, Any]:
-        try:
-            text = self.json_path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return {}
-        try:
-            doc = json.loads(text)
-        except ValueError:
-            doc = None
-        # Refuse to overwrite a file we cannot understand: other situations' banners would be lost silently.
+    def read_entries(self) -> Banners:
+        doc = read_json(self.json_path)
         if not isinstance(doc, dict) or not isinstance(doc.get("banners", {}), dict):
-            raise BannerFileError(
+            raise UnreadableFile(
                 f"{self.json_path} is not a banner file continuity wrote; move it away and run the step again"
             )
-        banners: dict[str, Any] = doc.get("banners", {})
+        banners: Banners = doc.get("banners", {})
         return banners
 
 
@@ -186,33 +134,3 @@ def _text(value: str) -> str:
 def _paragraphs(body: str) -> str:
     paras = [p.strip() for p in body.replace("\r\n", "\n").split("\n\n") if p.strip()]
     return "".join(f'  <p class="continuity-banner-body">{_text(p)}</p>\n' for p in paras)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write next to the target, fsync, then rename over it: readers see the old file or the new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates 0600; a web server running as another user must be able to read the banner.
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not every file system allows opening a directory, which is fine.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -39,6 +37,7 @@ from pydantic import Field, field_validator
 
 from continuity.config.envrefs import EnvHeaders, EnvUrl
 from continuity.config.models import Locale
+from continuity.redact import Redactor, url_pieces
 from continuity.sinks.base import Action, Outcome, Rendered, RenderProblem, Sink, SinkContext, SinkSettings
 
 if TYPE_CHECKING:
@@ -47,7 +46,6 @@ if TYPE_CHECKING:
 
 _ID = re.compile(r"; id (\S+)")
 _MAX_WAIT = timedelta(hours=24)
-HIDDEN = "**********"
 
 
 class HttpPostSettings(SinkSettings):
@@ -87,24 +85,6 @@ class HttpPostSettings(SinkSettings):
         if bad:
             raise ValueError(f"expect lists the 2xx answers that mean done; {bad} are not 2xx")
         return value
-
-
-class _Hide(logging.Filter):
-    """Passes log records through the sink's secret blanking."""
-
-    def __init__(self, hide: Callable[[str], str]) -> None:
-        super().__init__()
-        self._hide = hide
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            text = record.getMessage()
-        except (TypeError, ValueError):
-            return True
-        hidden = self._hide(text)
-        if hidden != text:
-            record.msg, record.args = hidden, None
-        return True
 
 
 def _json_value(value: Any) -> str:
@@ -179,14 +159,8 @@ class HttpPostSink(Sink):
         super().__init__(name, settings, context)
         self._client = client
         s = self.settings
-        pieces = {v for v in s.headers.values() if len(v) >= 6}
-        pieces |= {p for p in re.split(r"[/?&=@:#,]+", s.url.split("://", 1)[-1]) if len(p) >= 16}
-        pieces |= {s.url}
-        alternatives = sorted(pieces, key=len, reverse=True)
-        self._hide = re.compile("|".join(map(re.escape, alternatives)))
         # httpx logs every request's URL at INFO, and a Graph URL may carry ?access_token=.
-        self._filter = _Hide(self.hide)
-        self._filter_installed = False
+        self._redactor = Redactor({v for v in s.headers.values() if len(v) >= 6} | url_pieces(s.url, 16) | {s.url})
 
     @classmethod
     def check_rendered(cls, settings: SinkSettings, messages: list[Rendered]) -> list[RenderProblem]:
@@ -220,9 +194,7 @@ class HttpPostSink(Sink):
             headers[s.idempotency_header] = action.key
         if self._client is None:
             self._client = httpx.AsyncClient(follow_redirects=False)
-        if not self._filter_installed:
-            logging.getLogger("httpx").addFilter(self._filter)
-            self._filter_installed = True
+        self._redactor.install(["httpx"])
         try:
             response = await self._client.request(s.method, s.url, content=document.encode("utf-8"),
                                                   headers=headers, timeout=s.timeout)
@@ -233,15 +205,13 @@ class HttpPostSink(Sink):
         return self._judge(response)
 
     async def aclose(self) -> None:
-        if self._filter_installed:
-            logging.getLogger("httpx").removeFilter(self._filter)
-            self._filter_installed = False
+        self._redactor.remove()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
 
     def hide(self, text: str) -> str:
-        return self._hide.sub(HIDDEN, text)
+        return self._redactor.hide(text)
 
     def thread_root(self, action: Action) -> str | None:
         """The id the API gave this sink's first post of the situation (for replies, e.g. Mastodon)."""

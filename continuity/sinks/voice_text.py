@@ -9,17 +9,13 @@ atomic and serialised by a lock file, like the file_banner sink's.
 
 from __future__ import annotations
 
-import asyncio
-import fcntl
 import json
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from continuity.sinks.base import Action, Outcome, Sink, SinkSettings, resolve_path
-from continuity.sinks.file_banner import _TEMPORARY_ERRNOS, _write_atomic
+from continuity.sinks.base import Action, Outcome
+from continuity.sinks.files import Entries, FilesSettings, LockedFilesSink, UnreadableFile, read_json, write_atomic
 
 # XML 1.0 and most text-to-speech engines choke on control characters; a pasted reason may carry some.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
@@ -31,30 +27,26 @@ def spoken(text: str) -> str:
 
 
 # situation id (JSON key) -> {"order": [locales], "texts": {locale: text}}
-Announcements = dict[str, Any]
+Announcements = Entries
 
 
-class VoiceTextSettings(SinkSettings):
+class VoiceTextSettings(FilesSettings):
     """Where the PBX looks for the text, what the files are called, and what "nothing to say" looks like."""
 
-    directory: str
     name: str = "continuity-announcement"
     when_idle: Literal["remove", "empty"] = "remove"
 
 
-class VoiceTextSink(Sink):
+class VoiceTextSink(LockedFilesSink):
     type_name = "voice_text"
     Settings = VoiceTextSettings
     actions = frozenset({"announce"})
     idempotent = True
     reversible = True
     description = "the phone announcement as text files (one per language) for a PBX that reads text aloud"
+    noun = "announcement"
 
     settings: VoiceTextSettings
-
-    @property
-    def directory(self) -> Path:
-        return resolve_path(self.context, self.settings.directory)
 
     def path_for(self, locale: str | None) -> Path:
         suffix = f".{locale}" if locale else ""
@@ -70,65 +62,39 @@ class VoiceTextSink(Sink):
             return Outcome.fail("the step rendered no announcement text")
         order = list(dict.fromkeys(r.locale for r in action.messages if r.locale in texts))
         entry = {"order": order, "texts": texts}
-        return await self._run(lambda state: {**state, str(action.situation_id): entry}, "announcement on")
+        return await self.merge(lambda state: {**state, str(action.situation_id): entry}, "announcement on")
 
     async def undo(self, action: Action) -> Outcome:
         situation = str(action.situation_id)
-        return await self._run(lambda state: {k: v for k, v in state.items() if k != situation},
-                               "announcement off")
+        return await self.merge(lambda state: {k: v for k, v in state.items() if k != situation},
+                                "announcement off")
 
-    async def _run(self, change: Callable[[Announcements], Announcements], done: str) -> Outcome:
-        try:
-            left = await asyncio.to_thread(self._update, change)
-        except ValueError as exc:
-            return Outcome.fail(str(exc))
-        except OSError as exc:
-            detail = f"cannot write the announcement in {self.directory}: {exc.strerror or type(exc).__name__}"
-            return Outcome.retry(detail) if exc.errno in _TEMPORARY_ERRNOS else Outcome.fail(detail)
-        return Outcome.success(f"{done}; {left} situation(s) announced in {self.path_for(None).name}")
+    def summary(self, left: int) -> str:
+        return f"{left} situation(s) announced in {self.path_for(None).name}"
 
-    def _update(self, change: Callable[[Announcements], Announcements]) -> int:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with self._locked():
-            before = self._read()
-            after = change(before)
-            locales: list[str] = []
-            for entry in (*after.values(), *before.values()):
-                locales.extend(loc for loc in entry["order"] if loc not in locales)
-            primary = next(iter(after.values()))["order"][0] if after else None
-            for locale in [None, *locales]:
-                loc = locale or primary
-                text = "\n\n".join(e["texts"][loc] for e in after.values() if loc in e["texts"]) if loc else ""
-                path = self.path_for(locale)
-                if text:
-                    _write_atomic(path, text + "\n")
-                elif self.settings.when_idle == "empty":
-                    _write_atomic(path, "")
-                else:
-                    path.unlink(missing_ok=True)
-            if after:
-                _write_atomic(self.state_path, json.dumps(after, ensure_ascii=False, indent=2) + "\n")
+    def write_entries(self, before: Announcements, after: Announcements) -> None:
+        locales: list[str] = []
+        for entry in (*after.values(), *before.values()):
+            locales.extend(loc for loc in entry["order"] if loc not in locales)
+        primary = next(iter(after.values()))["order"][0] if after else None
+        for locale in [None, *locales]:
+            loc = locale or primary
+            text = "\n\n".join(e["texts"][loc] for e in after.values() if loc in e["texts"]) if loc else ""
+            path = self.path_for(locale)
+            if text:
+                write_atomic(path, text + "\n")
+            elif self.settings.when_idle == "empty":
+                write_atomic(path, "")
             else:
-                self.state_path.unlink(missing_ok=True)
-            return len(after)
+                path.unlink(missing_ok=True)
+        if after:
+            write_atomic(self.state_path, json.dumps(after, ensure_ascii=False, indent=2) + "\n")
+        else:
+            self.state_path.unlink(missing_ok=True)
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        with open(self.directory / f".{self.settings.name}.lock", "a+b") as lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
-
-    def _read(self) -> Announcements:
-        try:
-            doc = json.loads(self.state_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        except ValueError:
-            doc = None
+    def read_entries(self) -> Announcements:
+        doc = read_json(self.state_path)
         if not isinstance(doc, dict) or not all(isinstance(v, dict) and "order" in v and "texts" in v
                                                 for v in doc.values()):
-            raise ValueError(f"{self.state_path} is not a state file continuity wrote; move it away and run again")
+            raise UnreadableFile(f"{self.state_path} is not a state file continuity wrote; move it away and run again")
         return doc

@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import logging
 import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -38,6 +37,7 @@ from pydantic import Field
 
 from continuity.config.envrefs import Secret
 from continuity.config.models import Locale
+from continuity.redact import Redactor
 from continuity.sinks.base import Action, Outcome, Rendered, RenderProblem, Sink, SinkContext, SinkSettings
 from continuity.sinks.xtext import LIMIT, too_long
 
@@ -46,7 +46,6 @@ if TYPE_CHECKING:
 
 STATUS_URL = "https://x.com/i/status/{id}"
 _POSTED = re.compile(r"x\.com/i/status/(\d+)")
-HIDDEN = "**********"
 # Loggers that see credentials or signatures while a request is signed and sent (a filter on a logger does not
 # apply to records of its children, so each is named).
 _LOGGERS = (
@@ -72,29 +71,11 @@ class XSettings(SinkSettings):
     timeout: float = Field(default=15.0, gt=0)
 
 
-class _HideSecrets(logging.Filter):
+def _redactor(secrets: list[str]) -> Redactor:
     """Blanks the credentials (and their percent-encoded forms, as they appear in signed headers)."""
+    from urllib.parse import quote
 
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        from urllib.parse import quote
-
-        pieces = {p for s in secrets if s for p in (s, quote(s, safe=""))}
-        alternatives = sorted(pieces, key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(re.escape, alternatives))) if alternatives else None
-
-    def hide(self, text: str) -> str:
-        return self._pattern.sub(HIDDEN, text) if self._pattern is not None else text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            text = record.getMessage()
-        except (TypeError, ValueError):
-            return True
-        hidden = self.hide(text)
-        if hidden != text:
-            record.msg, record.args = hidden, None
-        return True
+    return Redactor({p for s in secrets if s for p in (s, quote(s, safe=""))})
 
 
 def pick(messages: list[Rendered], locale: str | None) -> Rendered | str:
@@ -137,9 +118,8 @@ class XSink(Sink):
     def __init__(self, name: str, settings: SinkSettings, context: SinkContext) -> None:
         super().__init__(name, settings, context)
         s = self.settings
-        self._filter = _HideSecrets([v.get_secret_value() for v in
-                                     (s.consumer_key, s.consumer_secret, s.access_token, s.access_token_secret)])
-        self._filter_installed = False
+        self._redactor = _redactor([v.get_secret_value() for v in
+                                    (s.consumer_key, s.consumer_secret, s.access_token, s.access_token_secret)])
         self._client: tweepy.Client | None = None
         # Posted by this process: action key → post id; and ids deleted by it.
         self._posted: dict[str, str] = {}
@@ -205,10 +185,7 @@ class XSink(Sink):
         return Outcome.success(f"deleted {len(ids)} post(s): {', '.join(ids)}")
 
     async def aclose(self) -> None:
-        if self._filter_installed:
-            for name in _LOGGERS:
-                logging.getLogger(name).removeFilter(self._filter)
-            self._filter_installed = False
+        self._redactor.remove()
         if self._client is not None:
             self._client.session.close()
             self._client = None
@@ -244,10 +221,7 @@ class XSink(Sink):
     # plumbing --------------------------------------------------------------------------------------------------
 
     def _connect(self) -> tweepy.Client:
-        if not self._filter_installed:
-            for name in _LOGGERS:
-                logging.getLogger(name).addFilter(self._filter)
-            self._filter_installed = True
+        self._redactor.install(_LOGGERS)
         if self._client is None:
             import tweepy
 
@@ -273,9 +247,9 @@ class XSink(Sink):
         if isinstance(exc, requests.RequestException):
             return Outcome.retry(f"cannot reach X ({type(exc).__name__})")
         if not isinstance(exc, tweepy.HTTPException):
-            return Outcome.fail(self._filter.hide(f"tweepy failed: {type(exc).__name__}: {exc}"))
+            return Outcome.fail(self._redactor.hide(f"tweepy failed: {type(exc).__name__}: {exc}"))
         status = exc.response.status_code
-        said = self._filter.hide("; ".join(str(m) for m in exc.api_messages)[:300])
+        said = self._redactor.hide("; ".join(str(m) for m in exc.api_messages)[:300])
         answer = f"X answered {status} {exc.response.reason or ''}".rstrip() + (f": {said}" if said else "")
         if isinstance(exc, tweepy.TooManyRequests):
             after = self._rate_limit_wait(exc)
