@@ -61,3 +61,32 @@ class Redactor(logging.Filter):
             logger.removeFilter(self)
         self._loggers = []
 
+
+
+MIN_SECRET = 4  # shorter values are not blanked: hiding every "25" or "ab" would garble the text
+
+
+def secrets_in(value: object) -> set[str]:
+    """Every secret a sink's settings hold: SecretStr values and the strings resolved from `${...}` that
+    may carry a credential (`Masked`: URLs, credential headers), with the long pieces of such URLs."""
+    from pydantic import BaseModel, SecretStr
+
+    from continuity.config.envrefs import Masked
+
+    found: set[str] = set()
+    stack: list[object] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, SecretStr):
+            found.add(item.get_secret_value())
+        elif isinstance(item, Masked):
+            found.add(str(item))
+            if "://" in item:
+                found |= url_pieces(item, 12)
+        elif isinstance(item, BaseModel):
+            stack.extend(item.__dict__.values())
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            stack.extend(item)
+    return {s for s in found if len(s) >= MIN_SECRET}

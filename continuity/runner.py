@@ -7,12 +7,13 @@ concurrently, each with its own retries, so one failing sink never holds up the 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from continuity.actions import ACTIONS
 from continuity.errors import ContinuityError
+from continuity.redact import Redactor, secrets_in
 from continuity.sinks.base import Action, Earlier, Outcome, Rendered, Sink, SinkContext
 from continuity.store.records import StepRecord
 from continuity.variables import template_context
@@ -54,6 +55,7 @@ class Runner:
         self.engine = engine
         self.catalog = engine.catalog  # shared by every run of this engine: templates compile once
         self._sinks: dict[str, Sink] = {}
+        self._redactors: dict[str, Redactor] = {}
 
     def sink(self, name: str) -> Sink:
         sink = self._sinks.get(name)
@@ -62,6 +64,16 @@ class Runner:
             sink = inst.cls(name, inst.settings, SinkContext(self.engine.loaded.base_dir, self.engine.clock))
             self._sinks[name] = sink
         return sink
+
+    def hide(self, sink_name: str, text: str) -> str:
+        """`text` with the sink's secrets blanked. Sinks scrub what they write, but an exception's text (from a
+        library, or a bug) was written by nobody here: every detail passes through this before the ledger."""
+        redactor = self._redactors.get(sink_name)
+        if redactor is None:
+            inst = self.engine.sink_instances.get(sink_name)
+            redactor = Redactor(secrets_in(inst.settings) if inst is not None else ())
+            self._redactors[sink_name] = redactor
+        return redactor.hide(text)
 
     async def aclose(self) -> None:
         for sink in self._sinks.values():
@@ -145,6 +157,7 @@ class Runner:
         budget = policy.inline_budget.total_seconds() if inline else 0.0
         while True:
             outcome = await self._attempt(row)
+            outcome = replace(outcome, detail=self.hide(row.sink, outcome.detail))
             row, state, delay = self.engine.record_outcome(row, outcome)
             if state != "failed" or delay is None or delay.total_seconds() > budget:
                 return StepResult(row, state, outcome.detail)
@@ -157,6 +170,7 @@ class Runner:
 
     def settle(self, row: StepRecord, detail: str) -> StepResult:
         """Record an unexpected error as the row's final failure, so it is never left `running` unexplained."""
+        detail = self.hide(row.sink, detail)
         current = self.engine.store.get_step(row.id) or row
         if current.state != "running":  # its outcome was already written; report what the ledger says
             return StepResult(current, current.state, detail)
@@ -178,5 +192,6 @@ class Runner:
             try:
                 results.append(self.settle(row, detail))
             except Exception as exc:  # the ledger itself failed: still report the row with the other results
-                results.append(StepResult(row, "failed", f"{detail} (not recorded: {type(exc).__name__}: {exc})"))
+                results.append(StepResult(row, "failed", self.hide(
+                    row.sink, f"{detail} (not recorded: {type(exc).__name__}: {exc})")))
         return results

@@ -7,14 +7,11 @@ so `parse` returns a best-effort `Incoming` for any bytes at all and lists what 
 
 The stdlib parser (policy.default, compat32 when that fails) splits the message; headers are decoded here from
 their raw form, so one broken header cannot hide the others, and only the text parts are decoded, at most
-`MAX_PART_BYTES` of each: attachments are never decoded at all.
+`decode.MAX_PART_BYTES` of each: attachments are never decoded at all.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import codecs
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
@@ -24,18 +21,18 @@ from email.header import decode_header
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import Policy as EmailPolicy
-from html.parser import HTMLParser
 from types import MappingProxyType
 
+from continuity.autoreply.decode import Problems as Problems
+from continuity.autoreply.decode import decode_bytes, html_to_text, payload_bytes
+
 MAX_TEXT = 20_000  # characters of body text kept for language detection
-MAX_PART_BYTES = 256 * 1024  # encoded characters of one text part that are decoded
 MAX_STRUCTURED_CHARS = 1000  # longer address headers are scanned, not parsed: the stdlib parser is quadratic
 MAX_MIME_HEADER_CHARS = 512  # a longer Content-* header sends the whole message to the lenient parser
 MAX_PARAM_CHARS = 4096  # of a Content-Type read for its parameters
 MAX_HEADER_VALUE = 8192  # characters of a header decoded for `headers` (and so the subject)
 MAX_DEPTH = 16  # multipart nesting followed when looking for the text
 MAX_PARTS = 500  # leaf parts looked at when looking for the text
-MAX_PROBLEMS = 20
 KEY_BODY_BYTES = 4096  # body bytes in the fallback key
 
 _ADDR_RE = re.compile(r"[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+")
@@ -46,13 +43,11 @@ _PARAM_RE = re.compile(r';\s*([^\s=;]+)\s*=\s*("[^"]*"|[^;\s]*)')
 _LONG_MIME_HEADER_RE = re.compile(rb"\ncontent-(?:[^\n]|\n[ \t]){%d}" % MAX_MIME_HEADER_CHARS, re.IGNORECASE)
 _MSGID_RE = re.compile(r"<([^<>\s]*)>")
 _SURROGATE_RE = re.compile("[\udc80-\udcff]")  # bytes the email package could not decode
-_C1_BYTES_RE = re.compile(rb"[\x80-\x9f]")
 _SEPARATOR_RE = re.compile(rb"\r?\n\r?\n")
 _WS_RE = re.compile(r"\s+")
 # control characters, and lone surrogates that would break encoding the reply later
 _CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _BLANK_LINES_RE = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
-_NOT_BASE64_RE = re.compile(r"[^A-Za-z0-9+/]")
 _LANG_RE = re.compile(r"[a-z]{2,3}")
 
 
@@ -80,20 +75,9 @@ class Incoming:
     reply_to: tuple[str, ...] = ()  # addr-specs of Reply-To, lowercased (an answer may go there)
 
 
-class _Problems:
-    """Collects what was odd about a message, once each and at most MAX_PROBLEMS."""
-
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def add(self, text: str) -> None:
-        if text not in self.items and len(self.items) < MAX_PROBLEMS:
-            self.items.append(text)
-
-
 def parse(raw: bytes) -> Incoming:
     """Parse one message; any input gives an `Incoming`, odd input also gives `problems`."""
-    problems = _Problems()
+    problems = Problems()
     if isinstance(raw, bytearray | memoryview):
         raw = bytes(raw)
     elif isinstance(raw, str):
@@ -116,7 +100,7 @@ def parse(raw: bytes) -> Incoming:
     return _minimal(raw, problems)
 
 
-def _parse(raw: bytes, pol: EmailPolicy, problems: _Problems) -> Incoming:
+def _parse(raw: bytes, pol: EmailPolicy, problems: Problems) -> Incoming:
     msg = BytesParser(policy=pol).parsebytes(raw)
     if not raw.strip():
         problems.add("empty message")
@@ -178,7 +162,7 @@ def _parse(raw: bytes, pol: EmailPolicy, problems: _Problems) -> Incoming:
     )
 
 
-def _minimal(raw: bytes, problems: _Problems) -> Incoming:
+def _minimal(raw: bytes, problems: Problems) -> Incoming:
     """What is left when both parsers failed: no headers, a key from the body alone."""
     return Incoming(key=_fallback_key(raw, {}), message_id=None, sender=None, sender_name="", return_path=None,
                     subject="", to=(), cc=(), references=(), content_language=None, text="",
@@ -194,7 +178,7 @@ def _raw_headers(msg: Message) -> list[tuple[str, str]]:
         text = value if isinstance(value, str) else str(value)
         text = text.replace("\r", "").replace("\n", "")
         if _has_surrogates(text):
-            text = _decode_bytes(text.encode("utf-8", "surrogateescape"), None, None)
+            text = decode_bytes(text.encode("utf-8", "surrogateescape"), None, None)
         out.append((str(name).strip().lower(), text))
     return out
 
@@ -207,14 +191,14 @@ def _fix_surrogates(text: str) -> str:
     """Undo surrogate escapes the email package leaves for bytes it could not decode."""
     if not _has_surrogates(text):
         return text
-    return _decode_bytes(text.encode("utf-8", "surrogateescape"), None, None)
+    return decode_bytes(text.encode("utf-8", "surrogateescape"), None, None)
 
 
 def _one_line(text: str) -> str:
     return _WS_RE.sub(" ", _CONTROL_RE.sub("", text)).strip()
 
 
-def _decode_words(value: str, problems: _Problems | None) -> str:
+def _decode_words(value: str, problems: Problems | None) -> str:
     """Decode RFC 2047 encoded words; unknown or lying charsets fall back like bodies do."""
     if "=?" not in value:
         return value
@@ -231,11 +215,11 @@ def _decode_words(value: str, problems: _Problems | None) -> str:
         elif charset is None:
             out.append(chunk.decode("raw-unicode-escape", "replace"))  # decode_header's own encoding of plain text
         else:
-            out.append(_decode_bytes(chunk, charset, problems))
+            out.append(decode_bytes(chunk, charset, problems))
     return "".join(out)
 
 
-def _addresses(value: str, problems: _Problems) -> list[tuple[str, str | None]]:
+def _addresses(value: str, problems: Problems) -> list[tuple[str, str | None]]:
     """(decoded display name, lowercased addr-spec or None if not a usable address) for each address."""
     pairs: list[tuple[str, str]]
     if len(value) > MAX_STRUCTURED_CHARS:
@@ -269,7 +253,7 @@ def _salvage_address(value: str) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
-def _recipients(raw_headers: list[tuple[str, str]], names: Iterable[str], problems: _Problems) -> tuple[str, ...]:
+def _recipients(raw_headers: list[tuple[str, str]], names: Iterable[str], problems: Problems) -> tuple[str, ...]:
     wanted = set(names)
     found: dict[str, None] = {}
     for name, value in raw_headers:
@@ -302,7 +286,7 @@ def _return_path(value: str | None) -> str | None:
     return inner
 
 
-def _language_tag(value: str | None, problems: _Problems) -> str | None:
+def _language_tag(value: str | None, problems: Problems) -> str | None:
     if value is None:
         return None
     first = value.split(",")[0].strip().lower().replace("_", "-").split("-")[0].strip()
@@ -330,44 +314,6 @@ def _fallback_key(raw: bytes, first: Mapping[str, str]) -> str:
 
 
 # --- bodies ----------------------------------------------------------------------------------------------------
-
-def _decode_bytes(data: bytes, declared: str | None, problems: _Problems | None, truncated: bool = False) -> str:
-    """Decode with the declared charset if it exists and fits, else UTF-8, else a Central European guess.
-
-    Bytes 0x80-0x9F are control characters in ISO-8859-2 but letters in windows-1250, so their presence picks
-    windows-1250; otherwise ISO-8859-2, which also reads the accented letters of Latin-1 text correctly.
-    `truncated` data was cut by us and may end inside a character, which is not a reason to doubt the charset.
-    """
-    if declared:
-        name = declared.strip().strip("\"'").lower().split("*")[0]
-        try:
-            codec = codecs.lookup(name).name
-        except LookupError:
-            if problems is not None:
-                problems.add(f"unknown charset {name[:40]}")
-        else:
-            try:
-                return _strict(data, codec, truncated)
-            except Exception:  # UnicodeDecodeError, or a bytes-to-bytes codec such as "zlib"
-                if problems is not None:
-                    problems.add(f"undecodable charset {name[:40]}")
-    try:
-        return _strict(data, "utf-8", truncated)
-    except UnicodeDecodeError:
-        pass
-    if _C1_BYTES_RE.search(data):
-        return data.decode("cp1250", "replace")
-    return data.decode("iso-8859-2")
-
-
-def _strict(data: bytes, codec: str, truncated: bool) -> str:
-    try:
-        return data.decode(codec)
-    except UnicodeDecodeError as exc:
-        if truncated and exc.start >= len(data) - 8:  # a character cut in half at our limit
-            return data[: exc.start].decode(codec)
-        raise
-
 
 def _raw_param(part: Message, header: str) -> str:
     """The value of a part's header without parameters, lowercased, read from the raw header."""
@@ -410,7 +356,7 @@ def _leaf_parts(msg: Message) -> list[Message]:
     return leaves
 
 
-def _body_text(msg: Message, problems: _Problems, part_language: list[str | None]) -> str:
+def _body_text(msg: Message, problems: Problems, part_language: list[str | None]) -> str:
     plain: Message | None = None
     html: Message | None = None
     for part in _leaf_parts(msg):
@@ -428,10 +374,10 @@ def _body_text(msg: Message, problems: _Problems, part_language: list[str | None
         return ""
     part_language.append(_language_tag(_header_value(chosen, "content-language"), problems))
     charset = _charset(chosen)
-    data, truncated = _payload_bytes(chosen, problems)
-    text = _decode_bytes(data, charset, problems, truncated)
+    data, truncated = payload_bytes(chosen, _raw_param(chosen, "content-transfer-encoding"), problems)
+    text = decode_bytes(data, charset, problems, truncated)
     if chosen is html:
-        text = _html_to_text(text)
+        text = html_to_text(text)
     text = _CONTROL_RE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     return _BLANK_LINES_RE.sub("\n\n", text).strip()[:MAX_TEXT]
 
@@ -446,69 +392,3 @@ def _header_value(part: Message, header: str) -> str | None:
 def _charset(part: Message) -> str | None:
     return _param(part, "content-type", "charset") or None
 
-
-def _payload_bytes(part: Message, problems: _Problems) -> tuple[bytes, bool]:
-    """The start of a leaf part's content and whether it was cut: only MAX_PART_BYTES are transfer-decoded."""
-    encoding = _raw_param(part, "content-transfer-encoding")
-    if encoding not in ("base64", "quoted-printable"):
-        # 7bit/8bit/binary: decode=True hands back the raw bytes (decode=False would apply the declared
-        # charset with errors replaced, before we could choose a better one)
-        data = part.get_payload(decode=True)
-        if not isinstance(data, bytes):
-            return b"", False
-        return data[:MAX_PART_BYTES], len(data) > MAX_PART_BYTES
-    payload = part.get_payload()
-    if not isinstance(payload, str):
-        return b"", False
-    chunk, truncated = payload[:MAX_PART_BYTES], len(payload) > MAX_PART_BYTES
-    if encoding == "base64":
-        compact = _NOT_BASE64_RE.sub("", chunk)
-        try:
-            return base64.b64decode(compact[: len(compact) // 4 * 4]), truncated
-        except (binascii.Error, ValueError):
-            problems.add("broken base64")
-            return b"", False
-    try:
-        return binascii.a2b_qp(chunk.encode("utf-8", "surrogateescape")), truncated
-    except (binascii.Error, ValueError):
-        problems.add("broken quoted-printable")
-        return b"", False
-
-
-class _HtmlText(HTMLParser):
-    """Collects the visible text of an HTML body: no script or style, line breaks at block elements."""
-
-    BLOCKS = frozenset({"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "table"})
-    HIDDEN = frozenset({"script", "style", "head", "title"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.hidden = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self.HIDDEN:
-            self.hidden += 1
-        elif tag in self.BLOCKS:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self.HIDDEN:
-            self.hidden = max(0, self.hidden - 1)
-        elif tag in self.BLOCKS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self.hidden:
-            self.parts.append(data)
-
-
-def _html_to_text(html: str) -> str:
-    parser = _HtmlText()
-    try:
-        parser.feed(html)
-        parser.close()
-    except Exception:  # HTMLParser gives up on some broken markup: keep what it had
-        pass
-    lines = (_WS_RE.sub(" ", line).strip() for line in "".join(parser.parts).split("\n"))
-    return "\n".join(lines)

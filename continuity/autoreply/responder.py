@@ -40,6 +40,7 @@ from continuity.autoreply.state import AutoreplyState, Part, Pending
 from continuity.errors import ContinuityError
 from continuity.logs import event
 from continuity.probes.imap import ImapFailure, imap_reason
+from continuity.probes.netreason import scrub
 
 if TYPE_CHECKING:
     from continuity.clock import Clock
@@ -240,8 +241,9 @@ class Responder:
                 except Exception as exc:  # imaplib on a closed socket (ValueError), a bug: never die, retry
                     self.log.exception(f"{self.name}: unexpected error, retrying in {delay:g}s",
                                        extra={"event": "autoreply.error", "fields": {"mailbox": self.name}})
-                    await self.db.write(self.state.note_error, s.address,
-                                        f"IMAP {s.imap_host}: {type(exc).__name__}: {exc}", self.clock.now())
+                    await self.db.write(self.state.note_error, s.address, scrub(
+                        f"IMAP {s.imap_host}: {type(exc).__name__}: {exc}", *s.secrets(), limit=300),
+                                        self.clock.now())
                     await self._io(self.reader.close)
                     await self._sleep(delay)
                     delay = min(self.max_delay, delay * 2)

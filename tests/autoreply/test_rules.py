@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
+from continuity.autoreply.decode import Problems
 from continuity.autoreply.language import CONFIDENCE, choose_language, detect_language, detection_text, warm_up
-from continuity.autoreply.message import MAX_TEXT, Incoming, _parse, _Problems, parse
+from continuity.autoreply.message import MAX_TEXT, Incoming, _parse, parse
 from continuity.autoreply.rules import Decision, Policy, decide
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -159,7 +160,7 @@ def test_lenient_parser_fallback_reads_the_corpus_the_same() -> None:
     """parse falls back to the compat32 policy when policy.default trips; that path must see the same mail."""
     for name in FILES:
         raw = (CORPUS / name).read_bytes()
-        assert _parse(raw, email_policy.compat32, _Problems()) == parse(raw), name
+        assert _parse(raw, email_policy.compat32, Problems()) == parse(raw), name
 
 
 def test_big_attachment_is_not_decoded() -> None:
