@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from continuity.probes.health import ChannelHealth
+
+if TYPE_CHECKING:
+    from continuity.probes.surge import SurgeCheck
 
 STATES = ("up", "failing", "down", "recovering", "flapping", "degraded")
 
@@ -26,6 +29,15 @@ class Metrics:
         self.steps = Counter("continuity_steps", "Ledger steps run by this daemon, by outcome", ["outcome"],
                              registry=self.registry)
         self.cycles = Counter("continuity_probe_cycles", "Probe cycles run", ["channel"], registry=self.registry)
+        # Surge watches: the raw numbers, so a dashboard shows the queue building before the daemon reacts.
+        self.volume = Gauge("continuity_volume", "Last volume reading of a surge probe (unseen mail, open tickets)",
+                            ["channel", "probe"], registry=self.registry)
+        self.volume_threshold = Gauge("continuity_volume_threshold", "The threshold a surge probe is read against",
+                                      ["channel", "probe"], registry=self.registry)
+        self.volume_unreadable = Counter("continuity_volume_unreadable", "Surge probe readings that failed",
+                                         ["channel", "probe"], registry=self.registry)
+        self.surging = Gauge("continuity_surging", "1 from the readings that declare a surge to those that end it",
+                             ["channel"], registry=self.registry)
 
     def observe_check(self, channel: str, results: list[Any], health: ChannelHealth) -> None:
         self.cycles.labels(channel).inc()
@@ -35,6 +47,14 @@ class Metrics:
         current = "degraded" if health.state == "up" and health.degraded else health.state
         for state in STATES:
             self.channel_state.labels(channel, state).set(1 if state == current else 0)
+
+    def observe_surge(self, check: SurgeCheck) -> None:
+        for r in check.readings:
+            self.volume.labels(check.channel, r.probe).set(r.value)
+            self.volume_threshold.labels(check.channel, r.probe).set(r.threshold)
+        for probe, _reason in check.failures:
+            self.volume_unreadable.labels(check.channel, probe).inc()
+        self.surging.labels(check.channel).set(1 if check.state in ("surging", "easing") else 0)
 
     def render(self) -> bytes:
         from prometheus_client import generate_latest

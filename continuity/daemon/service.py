@@ -278,7 +278,9 @@ class Daemon:
 
     async def surge_cycle(self, channel: str) -> None:
         """Read the channel's volume; open or close its unplanned surge (daemon/surge.py decides which)."""
-        if await self.surge.cycle(channel):
+        changed = await self.surge.cycle(channel)
+        self.metrics.observe_surge(self.surge.last[channel])
+        if changed:
             await self.run_steps()
 
     # steps ---------------------------------------------------------------------------------------------------

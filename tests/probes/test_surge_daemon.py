@@ -151,6 +151,37 @@ def test_an_unreadable_endpoint_neither_opens_nor_closes(make_daemon: DaemonFact
     assert d.surge.last["email"].reason == "helpdesk: HTTP 503"
 
 
+def _metric(d: Daemon, line_start: str) -> float | None:
+    for line in d.metrics.render().decode().splitlines():
+        if line.startswith(line_start + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_metrics_show_the_readings_the_threshold_and_the_surge(make_daemon: DaemonFactory,
+                                                                http_peer: HttpPeer) -> None:
+    d = make_daemon()
+    labels = '{channel="email",probe="helpdesk"}'
+    readings(d, 1)
+    assert _metric(d, f"continuity_volume{labels}") == 3
+    assert _metric(d, f"continuity_volume_threshold{labels}") == 50
+    assert _metric(d, 'continuity_surging{channel="email"}') == 0
+    set_queue(http_peer, 412)
+    readings(d, 2)
+    assert _metric(d, f"continuity_volume{labels}") == 412
+    assert _metric(d, 'continuity_surging{channel="email"}') == 1
+    set_queue(http_peer, 20)
+    readings(d, 2)  # under the threshold, but the surge is still on until clear_after readings
+    assert _metric(d, 'continuity_surging{channel="email"}') == 1
+    http_peer.reply(QUEUE_PATH, status=503, body="maintenance")
+    readings(d, 2)
+    assert _metric(d, f"continuity_volume_unreadable_total{labels}") == 2
+    assert _metric(d, f"continuity_volume{labels}") == 20, "a failed reading leaves the last good one"
+    set_queue(http_peer, 20)
+    readings(d, 1)
+    assert _metric(d, 'continuity_surging{channel="email"}') == 0
+
+
 def test_a_surge_someone_else_opened_is_left_alone(make_daemon: DaemonFactory, http_peer: HttpPeer) -> None:
     d = make_daemon()
     by_hand = d.engine.open("email", kind="surge", playbook="surge-unplanned", by="anna", source="cli",
