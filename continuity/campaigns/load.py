@@ -110,6 +110,7 @@ def check_files(loaded: LoadedConfig, now: datetime) -> list[FileReport]:
     campaign file is caught before anyone tries to register it. Raises InputErrors for every file's problems."""
     errors: list[InputError] = []
     reports: list[FileReport] = []
+    sound: list[tuple[Campaign, Document]] = []
     for path, shipped in campaign_files(loaded):
         try:
             campaign, doc = parse(path)
@@ -122,12 +123,32 @@ def check_files(loaded: LoadedConfig, now: datetime) -> list[FileReport]:
         mine: list[InputError] = []
         warnings: list[str] = []
         check_content(loaded, campaign, doc, now, mine, warnings, shipped=shipped)
+        mine.extend(_against_earlier_files(campaign, doc, sound, loaded.config.organisation.timezone))
         errors.extend(mine)
         if not mine:
             reports.append(FileReport(doc.file, campaign.name, warnings))
+            sound.append((campaign, doc))
     if errors:
         raise InputErrors(errors)
     return reports
+
+
+def _against_earlier_files(c: Campaign, doc: Document, earlier: list[tuple[Campaign, Document]],
+                           tz: str) -> list[InputError]:
+    """What `campaign register` would refuse once the earlier files are registered: a code shared with another
+    campaign whose dates overlap (customers and agents could not tell which one it is). Two files of the same
+    campaign are versions of it (`campaign update`), not rivals."""
+    errors: list[InputError] = []
+    for other, other_doc in earlier:
+        if other.name == c.name or not (other.start < c.end and c.start < other.end):
+            continue
+        theirs = {code.code.upper() for code in other.codes}
+        for i, code in enumerate(c.codes):
+            if code.code.upper() in theirs:
+                errors.append(doc.error(("codes", i, "code"), f"code {code.code} is also a code of campaign "
+                                        f"{other.name!r} ({other_doc.file}, {_when(other.start, tz)} – "
+                                        f"{_when(other.end, tz)}), which overlaps this one; use a different code"))
+    return errors
 
 
 def _when(dt: datetime, tz: str) -> str:

@@ -107,3 +107,32 @@ def test_the_same_file_of_ones_own_is_an_error(configure: Configure, workdir: Pa
     [error] = caught.value.errors
     assert str(error).startswith(f"{pretty_path(path)}:{line_of(path, 'channels:')} channels[1]: unknown channel "
                                  "'phone'"), str(error)
+
+
+def test_a_code_shared_by_two_overlapping_campaign_files_is_an_error(configure: Configure, cli: RunCli) -> None:
+    folder = own_playbooks(configure)
+    write(folder, name="campaign-a-winter.yaml")
+    # Another campaign with WINTER15 on overlapping dates: register would refuse it once the first is in.
+    rival = write(folder, name="campaign-b-coats.yaml", **{"name: winter-sale": "name: coat-week",
+                                                            "start: 2026-12-01T08:00:00+01:00":
+                                                                "start: 2026-12-02T08:00:00+01:00",
+                                                            "end: 2026-12-03T20:00:00+01:00":
+                                                                "end: 2026-12-06T20:00:00+01:00"})
+    # The same code a week later does not overlap: fine.
+    write(folder, name="campaign-c-later.yaml", **{"name: winter-sale": "name: spring-coats",
+                                                   "start: 2026-12-01T08:00:00+01:00":
+                                                       "start: 2026-12-10T08:00:00+01:00",
+                                                   "end: 2026-12-03T20:00:00+01:00":
+                                                       "end: 2026-12-12T20:00:00+01:00"})
+    proc = cli("validate", now=NOW)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    where = f"my-playbooks/{rival.name}:{line_of(rival, '- code: WINTER15')} codes[0].code"
+    assert len(errors) == 1 and errors[0].startswith(f"error: {where}: code WINTER15 is also a code of campaign "
+                                                     "'winter-sale'"), proc.stderr
+    assert "campaign-c-later.yaml" not in proc.stderr
+
+    # A second file of the same campaign is a version of it, not a rival.
+    rival.unlink()
+    write(folder, name="campaign-b-winter-v2.yaml", **{"terms: 15% off every coat.": "terms: 15% off coats."})
+    assert cli("validate", now=NOW).returncode == 0
