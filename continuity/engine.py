@@ -232,6 +232,26 @@ class Engine:
             self.store.add_event(sit.id, now, "refreshed", why)
             self._refresh(sit, sit.revision + 1, now)
 
+    def reanchor(self, situation_id: int, anchors: dict[str, datetime | None]) -> None:
+        """Move the planned `at:` steps of an open situation to new moments (a campaign's dates moved); a step
+        whose moment is gone is skipped, never run late."""
+        now = self.clock.now()
+        with self.store.transaction():
+            sit = self.store.get_situation(situation_id)
+            if sit is None or not sit.is_open:
+                return
+            specs = {s.id: s for s in self.playbook(sit).steps if s.at is not None}
+            for row in self.store.steps_for(sit.id):
+                spec = specs.get(row.step_id)
+                if spec is None or row.phase != "open" or row.state != "planned":
+                    continue
+                due = anchored_due(spec, sit.opened_at, anchors)
+                if due is None:
+                    self.store.set_step(row.id, expect=("planned",), state="skipped", finished_at=now,
+                                        detail="skipped: the campaign moved and this moment is no longer ahead")
+                else:
+                    self.store.set_step(row.id, expect=("planned",), due_at=due)
+
     # close ----------------------------------------------------------------------------------------------------
 
     def close(self, channel: str, *, by: str, note: str | None = None, kind: str = "outage") -> CloseResult:

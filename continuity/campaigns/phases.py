@@ -148,7 +148,10 @@ def update(engine: Engine, name: str, path: Path, *, by: str, force: bool = Fals
         assert fresh is not None
         told = False
         if fresh.situation_id is not None:
-            _replan(engine, fresh, c)
+            sit = engine.store.get_situation(fresh.situation_id)
+            assert sit is not None
+            engine.reanchor(fresh.situation_id, {
+                "launch": fresh.starts_at, "reminder": reminder_time(engine, fresh.starts_at, sit.opened_at)})
             engine.store.update_situation(fresh.situation_id, eta=fresh.ends_at,
                                           data=_situation_data(engine, fresh, c, changes=changes))
             engine.store.add_event(fresh.situation_id, now, "campaign", f"version {version} by {by}: "
@@ -158,26 +161,6 @@ def update(engine: Engine, name: str, path: Path, *, by: str, force: bool = Fals
             engine.note(fresh.situation_id, "campaign-changed", CHANGED_TEMPLATE)
             told = True
     return Registered(fresh, checked.warnings, changes, told)
-
-
-def _replan(engine: Engine, run: CampaignRun, c: Campaign) -> None:
-    """Move the planned reminder and launch steps to the run's (new) moments."""
-    assert run.situation_id is not None
-    sit = engine.store.get_situation(run.situation_id)
-    assert sit is not None
-    playbook = engine.playbook_named(sit.playbook)
-    anchors = {"launch": run.starts_at, "reminder": reminder_time(engine, run.starts_at, sit.opened_at)}
-    specs = {s.id: s for s in playbook.steps if s.at is not None}
-    for row in engine.store.steps_for(sit.id):
-        spec = specs.get(row.step_id)
-        if spec is None or row.phase != "open" or row.state != "planned":
-            continue
-        moment = anchors[spec.at] if spec.at else None
-        if moment is None:
-            engine.store.set_step(row.id, expect=("planned",), state="skipped", finished_at=engine.clock.now(),
-                                  detail="skipped: the campaign moved and this moment is no longer ahead")
-        else:
-            engine.store.set_step(row.id, expect=("planned",), due_at=moment + spec.after)
 
 
 def cancel(engine: Engine, name: str, *, by: str) -> CampaignRun:

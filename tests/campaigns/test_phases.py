@@ -192,6 +192,26 @@ def test_update_after_the_briefing_tells_staff_what_changed(engine: MakeEngine, 
     assert phases.update(eng, "winter-sale", changed, by="marketing").changes == []
 
 
+def test_a_start_moved_closer_skips_the_reminder_whose_morning_is_gone(engine: MakeEngine, workdir: Path) -> None:
+    eng = engine()
+    phases.register(eng, write(workdir), by="marketing")
+    at(eng, BRIEF)  # Sunday 08:00 in Budapest: briefed, the reminder planned for Monday morning
+    # Marketing pulls the launch to 10:00 today: this morning's reminder moment was before the briefing.
+    sooner = write(workdir, name="sooner.yaml", **{"start: 2026-12-01T08:00:00+01:00":
+                                                   "start: 2026-11-29T10:00:00+01:00"})
+    phases.update(eng, "winter-sale", sooner, by="marketing", force=True)
+    run = latest_run(eng.store, "winter-sale")
+    assert run is not None and run.situation_id is not None
+    rows = {r.step_id: r for r in eng.store.steps_for(run.situation_id) if r.phase == "open"}
+    assert rows["reminder"].state == "skipped"
+    assert "no longer ahead" in (rows["reminder"].detail or "")
+    launch = [r for r in rows.values() if r.step_id.startswith("launch")]
+    assert launch and all(r.due_at == datetime(2026, 11, 29, 9, 0, tzinfo=UTC) for r in launch)
+    at(eng, datetime(2026, 11, 29, 9, 0, tzinfo=UTC))
+    assert sent(workdir)[("reminder", "apply")] == 0
+    assert sent(workdir)[("launch-status", "apply")] == 1
+
+
 def test_update_before_the_briefing_tells_nobody(engine: MakeEngine, workdir: Path) -> None:
     eng = engine()
     phases.register(eng, write(workdir), by="marketing")
