@@ -8,6 +8,7 @@ registered with flags has an empty FAQ and relies on its FAQ page (`--faq-url`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
@@ -68,28 +69,25 @@ def _code(text: str) -> dict[str, str]:
     return {"code": code.strip(), "discount": description.strip()}
 
 
-def from_flags(flags: Flags) -> tuple[Campaign, Document]:
-    """The campaign the flags describe, or InputErrors naming each flag that is missing or wrong (all of them
-    at once, as for a file)."""
-    errors: list[InputError] = []
-    codes, typed = [], []  # the codes that could be read, and each one as it was typed (for error locations)
+def _codes(flags: Flags, errors: list[InputError]) -> tuple[list[dict[str, str]], list[str]]:
+    """The codes that could be read, and each one as it was typed (for error locations)."""
+    codes, typed = [], []
     for text in flags.codes:
         try:
             codes.append(_code(text))
             typed.append(text)
         except InputError as exc:
             errors.append(exc)
-    doc = FlagsDocument(SOURCE, None, raw={"codes": typed, "channels": list(flags.channels)})
-    if flags.faq_url is None:
-        errors.append(doc.error(("faq_url",), "required without a campaign FILE: a campaign registered with flags "
-                                              "has no FAQ entries, so customers and agents are sent to its FAQ page"))
-    data: dict[str, object] = {key: value for key, value in (
+    return codes, typed
+
+
+def _given(flags: Flags) -> dict[str, object]:
+    return {key: value for key, value in (
         ("name", flags.name), ("title", flags.title), ("start", flags.start), ("end", flags.end),
         ("terms", flags.terms), ("load", flags.load), ("faq_url", flags.faq_url)) if value is not None}
-    if flags.channels:
-        data["channels"] = list(flags.channels)
-    data["codes"] = codes
-    data["faq"] = {}
+
+
+def _validated(data: dict[str, object], doc: FlagsDocument, errors: list[InputError]) -> tuple[Campaign, Document]:
     doc.data = data
     try:
         campaign = Campaign.model_validate(data)
@@ -104,4 +102,35 @@ def from_flags(flags: Flags) -> tuple[Campaign, Document]:
     return campaign, doc
 
 
-__all__ = ["FLAGS", "SOURCE", "Flags", "FlagsDocument", "from_flags"]
+def from_flags(flags: Flags) -> tuple[Campaign, Document]:
+    """The campaign the flags describe, or InputErrors naming each flag that is missing or wrong (all of them
+    at once, as for a file)."""
+    errors: list[InputError] = []
+    codes, typed = _codes(flags, errors)
+    doc = FlagsDocument(SOURCE, None, raw={"codes": typed, "channels": list(flags.channels)})
+    if flags.faq_url is None:
+        errors.append(doc.error(("faq_url",), "required without a campaign FILE: a campaign registered with flags "
+                                              "has no FAQ entries, so customers and agents are sent to its FAQ page"))
+    data = _given(flags)
+    if flags.channels:
+        data["channels"] = list(flags.channels)
+    data["codes"] = codes
+    data["faq"] = {}
+    return _validated(data, doc, errors)
+
+
+def over_version(snapshot: Mapping[str, object], flags: Flags) -> tuple[Campaign, Document]:
+    """`campaign update NAME --end …`: the current version with the flagged fields replaced, everything else
+    (FAQ, answers, per-locale texts, recurrence) kept. A --code or --channel replaces the whole list."""
+    errors: list[InputError] = []
+    codes, typed = _codes(flags, errors)
+    doc = FlagsDocument(SOURCE, None, raw={"codes": typed, "channels": list(flags.channels)})
+    data = {**snapshot, **_given(flags)}
+    if flags.channels:
+        data["channels"] = list(flags.channels)
+    if flags.codes:
+        data["codes"] = codes
+    return _validated(data, doc, errors)
+
+
+__all__ = ["FLAGS", "SOURCE", "Flags", "FlagsDocument", "from_flags", "over_version"]

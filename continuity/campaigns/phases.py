@@ -125,13 +125,14 @@ def register(engine: Engine, source: Path | tuple[Campaign, Document], *, by: st
     return Registered(run, checked.warnings)
 
 
-def update(engine: Engine, name: str, path: Path, *, by: str, force: bool = False) -> Registered:
+def update(engine: Engine, name: str, source: Path | tuple[Campaign, Document], *, by: str,
+           force: bool = False) -> Registered:
     """Store a new version; move the planned phases if the dates moved; tell staff what changed if they have
     been briefed already (before the briefing there is nobody to tell: the briefing carries the new version)."""
     run = find_run(engine, name)
     if not run.active:
         raise InputError(f"campaign {name!r} is {run.state}; register it again instead")
-    checked: Checked = load_checked(engine, path, force=force, replacing=run)
+    checked: Checked = load_checked(engine, source, force=force, replacing=run)
     c = checked.campaign
     old = get_version(engine.store, name, run.version).snapshot
     new = c.model_dump(mode="json")

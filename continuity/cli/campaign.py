@@ -85,6 +85,7 @@ def _after_change(eng: Engine, name: str) -> list[Any]:
 
 
 FLAG = "Without FILE:"
+UPDATE_FLAG = "Without FILE, a change:"
 
 
 @camp.command("register")
@@ -232,22 +233,56 @@ def show(name: NAME, as_json: JSON = False) -> None:
 @guarded
 def update(
     name: NAME,
-    file: Annotated[Path, typer.Argument(help="The changed campaign file.")],
+    file: Annotated[Path | None, typer.Argument(help="The changed campaign file. Or leave it out and give only "
+                                                     "what changes as flags.")] = None,
+    title: Annotated[str | None, typer.Option("--title", help=f"{UPDATE_FLAG} a new title (one text for every "
+                                                              "locale).")] = None,
+    start: Annotated[str | None, typer.Option("--start", help=f"{UPDATE_FLAG} a new start, with a timezone.")]
+    = None,
+    end: Annotated[str | None, typer.Option("--end", help=f"{UPDATE_FLAG} a new end, with a timezone: "
+                                                          "'2026-12-04 20:00 Europe/Budapest' extends it.")] = None,
+    terms: Annotated[str | None, typer.Option("--terms", help=f"{UPDATE_FLAG} new terms.")] = None,
+    code: Annotated[list[str] | None, typer.Option("--code", metavar="CODE=DESCRIPTION",
+                                                   help=f"{UPDATE_FLAG} the codes; repeat for more. Replaces "
+                                                        "every code of the current version.")] = None,
+    channel: Annotated[list[str] | None, typer.Option("--channel", metavar="CHANNEL",
+                                                      help=f"{UPDATE_FLAG} the channels expected to surge; "
+                                                           "replaces the current list.")] = None,
+    load: Annotated[str | None, typer.Option("--load", help=f"{UPDATE_FLAG} expected load, e.g. 3x.")] = None,
+    faq_url: Annotated[str | None, typer.Option("--faq-url", help=f"{UPDATE_FLAG} the FAQ page.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Accept a new start under campaigns.min_lead.")] = False,
     by: BY = None,
     as_json: JSON = False,
 ) -> None:
-    """Store a new version of a campaign from FILE.
+    """Store a new version of a campaign, from FILE or from flags naming only what changes.
 
     The same checks as `register` apply. If staff were already briefed, they get a message listing what changed
     (dates, terms, codes, FAQ, answers); while the campaign is live, the banner and the customer notice are
-    re-issued with the new texts. Planned phases move with the dates.
+    re-issued with the new texts. Planned phases move with the dates. With flags, everything not given (FAQ,
+    answers, per-locale texts, recurrence) stays as in the current version: `campaign update spring-sale
+    --end '2026-04-12 23:59 Europe/Budapest'` extends a campaign by a few days.
     """
+    from continuity.campaigns.flags import SOURCE, Flags, over_version
+    from continuity.campaigns.load import precheck
     from continuity.campaigns.phases import find_run
     from continuity.campaigns.phases import update as do_update
+    from continuity.campaigns.store import get_version
+    from continuity.errors import Location
 
-    eng = engine()
-    result = do_update(eng, name, file, by=who(by), force=force)
+    flags = Flags(title=title, start=start, end=end, terms=terms, codes=list(code or []),
+                  channels=list(channel or []), load=load, faq_url=faq_url)
+    if file is not None and flags.given():
+        raise InputError("give either the changed campaign FILE or the changes as flags (--end, --terms, …), "
+                         "not both", Location(SOURCE))
+    if file is None and not flags.given():
+        raise InputError("give the changed campaign FILE, or what changes as flags: --title, --start, --end, "
+                         "--terms, --code, --channel, --load, --faq-url (see --help)", Location(SOURCE))
+    loaded = load_config()
+    # A bad file is refused before the ledger is opened (or created); flags need the current version first.
+    checked = precheck(loaded, file, clock().now()) if file is not None else None
+    eng = engine(loaded)
+    source = checked or over_version(get_version(eng.store, name, find_run(eng, name).version).snapshot, flags)
+    result = do_update(eng, name, source, by=who(by), force=force)
     ran = _after_change(eng, name)
     info = _run_dict(eng, find_run(eng, name))
     if as_json:

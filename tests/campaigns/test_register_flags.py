@@ -126,3 +126,44 @@ def test_a_campaign_from_flags_runs_its_phases(engine: MakeEngine, workdir: Path
     brief = outbox_text(workdir, "brief")
     assert "SPRING10" in brief and "https://shop.example.test/spring/faq" in brief
     assert "https://shop.example.test/spring/faq" in outbox_text(workdir, "launch-autoreply")
+
+
+def test_update_with_flags_changes_only_what_is_given(workdir: Path, cli: RunCli) -> None:
+    """A campaign registered from a file (FAQ, answers, conditions of its codes) is extended by a flag; the rest
+    of the version is kept, and staff briefed earlier are told exactly what changed."""
+    from tests.campaigns.kit import write
+
+    registered = cli("campaign", "register", str(write(workdir)), "--json", now=NOW)
+    assert registered.returncode == 0, registered.stderr
+    at_brief = BRIEF.isoformat()
+    assert cli("tick", now=at_brief).returncode == 0
+    proc = cli("campaign", "update", "winter-sale", "--end", "2026-12-05 20:00 Europe/Budapest", "--json",
+               now=at_brief)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    body = json.loads(proc.stdout)
+    assert body["staff_told"] is True and body["campaign"]["version"] == 2
+    assert [c.split(" → ")[0] for c in body["changes"]] == ["end: 2026-12-03T20:00:00+01:00"], body["changes"]
+    assert body["campaign"]["ends_at"] == "2026-12-05T19:00:00+00:00"
+    snap = json.loads(cli("campaign", "show", "winter-sale", "--json", now=at_brief).stdout)["snapshot"]
+    assert snap["codes"][0]["min_order"] == "20 000 Ft", "the code's conditions from the file are kept"
+    assert set(snap["faq"]) == {"en", "hu", "sk", "pl"} and "thanks" in snap["answers"]
+    assert "end:" in outbox_text(workdir, "campaign-changed")
+
+    # --code replaces the codes; a wrong flag is named and nothing changes
+    bad = cli("campaign", "update", "winter-sale", "--code", "WINTER20", "--end", "2026-12-01 07:00 Europe/Budapest",
+              "--json", now=at_brief)
+    found = {e["field"]: str(e["message"]) for e in errors_of(bad)}
+    assert "expected CODE=DESCRIPTION" in found["--code WINTER20"]
+    shown = json.loads(cli("campaign", "show", "winter-sale", "--json", now=at_brief).stdout)
+    assert shown["version"] == 2
+    swapped = cli("campaign", "update", "winter-sale", "--code", "WINTER20=20% off every coat", "--json",
+                  now=at_brief)
+    assert swapped.returncode == 0, swapped.stderr
+    assert json.loads(swapped.stdout)["campaign"]["codes"] == ["WINTER20"]
+
+    both = cli("campaign", "update", "winter-sale", "campaign.yaml", "--end", "2026-12-06 20:00 Europe/Budapest",
+               now=at_brief)
+    assert both.returncode == 2 and "not both" in both.stderr
+    neither = cli("campaign", "update", "winter-sale", now=at_brief)
+    assert neither.returncode == 2 and "--faq-url (see --help)" in neither.stderr
+    assert "Traceback" not in both.stderr + neither.stderr
