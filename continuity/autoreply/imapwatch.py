@@ -16,6 +16,7 @@ DONE after at most `seconds` so the caller can look at the ledger again.
 from __future__ import annotations
 
 import imaplib
+import io
 import itertools
 import re
 import select
@@ -62,6 +63,24 @@ def internaldate(text: bytes) -> datetime | None:
         return datetime.strptime(text.decode("ascii").strip(), "%d-%b-%Y %H:%M:%S %z")
     except (UnicodeDecodeError, ValueError):
         return None
+
+
+def _buffered(client: imaplib.IMAP4) -> bool:
+    """Whether imaplib's reader already holds a line the socket will not signal again: Dovecot sends
+    `+ idling` and `* N EXISTS` in one segment when mail came in since the last command, and `readline`
+    buffered both. Peeks without blocking (a non-blocking read that finds nothing returns nothing)."""
+    reader = client.file
+    if not isinstance(reader, io.BufferedReader):  # makefile('rb') gives one; anything else: rely on select
+        return False
+    sock = client.sock
+    timeout = sock.gettimeout()
+    sock.settimeout(0.0)
+    try:
+        return bool(reader.peek(1))
+    except OSError:  # EAGAIN on TLS (SSLWantReadError): nothing buffered, nothing to read yet
+        return False
+    finally:
+        sock.settimeout(timeout)
 
 
 class MailboxReader:
@@ -182,7 +201,8 @@ class MailboxReader:
             if left <= 0:
                 break
             pending = getattr(sock, "pending", None)
-            ready = bool(pending and pending()) or bool(select.select([sock], [], [], min(0.2, left))[0])
+            ready = (_buffered(client) or bool(pending and pending())
+                     or bool(select.select([sock], [], [], min(0.2, left))[0]))
             if not ready:
                 continue
             line = client.readline()
