@@ -133,6 +133,7 @@ class Decided:
     reason: str
     situations: list[int]
     pending: Pending | None
+    detail: str = ""  # why, for the log: the rule's detail and what was odd about the message
 
 
 def _floor(when: datetime) -> datetime:
@@ -331,17 +332,19 @@ class Responder:
                                       in_reply_to=in_reply_to,
                                       references=tuple(r for r in msg.references if _MSGID.match(r)),
                                       language=language, situations=tuple(applicable), attempts=0)
-            out.append(Decided(f, received, msg.key, reason, applicable, pending))
+            detail = "; ".join(filter(None, [decision.detail, *msg.problems[:3]]))
+            out.append(Decided(f, received, msg.key, reason, applicable, pending, detail))
         return out
 
-    def _record(self, decided: list[Decided], uidvalidity: int, last_uid: int) -> tuple[list[Pending], Counter[str]]:
+    def _record(self, decided: list[Decided], uidvalidity: int,
+                last_uid: int) -> tuple[list[Pending], list[tuple[Decided, str]]]:
         """(In the store's thread, inside its transaction.) Write every decision and move the cursor past the
         chunk; the per-sender period is checked here, so two messages of one sender (in this batch or across
         restarts) get one answer."""
         now = self.clock.now()
         period = self.settings.period
         queued: list[Pending] = []
-        skipped: Counter[str] = Counter()
+        skipped: list[tuple[Decided, str]] = []
         for d in decided:
             if self.state.state_of(d.key) is not None:
                 continue  # answered or skipped before (a restart, or the same Message-ID twice)
@@ -355,17 +358,22 @@ class Responder:
                 self.state.record_skip(key=d.key, uidvalidity=uidvalidity, uid=d.fetched.uid,
                                        received_at=d.received_at, reason=reason, language=None,
                                        situations=d.situations, now=now)
-                skipped[reason] += 1
+                skipped.append((d, reason))
                 continue
             self.state.record_queued(p, uidvalidity=uidvalidity, received_at=d.received_at, now=now)
             queued.append(p)
         self.state.set_cursor(self.settings.address, uidvalidity, last_uid, now)
         return queued, skipped
 
-    def _note_batch(self, decided: int, queued: list[Pending], skipped: Counter[str]) -> None:
-        for reason, n in skipped.items():
-            for _ in range(n):
-                self._count(f"skipped:{reason}")
+    def _note_batch(self, decided: int, queued: list[Pending], skips: list[tuple[Decided, str]]) -> None:
+        skipped: Counter[str] = Counter()
+        for d, reason in skips:
+            skipped[reason] += 1
+            self._count(f"skipped:{reason}")
+            # One line per message left unanswered, named by its UID (customers' addresses stay out of the
+            # log), so an operator can find it in the mailbox and see why.
+            event(self.log, "autoreply.skipped", f"{self.name}: message UID {d.fetched.uid} not answered: {reason}"
+                  + (f" ({d.detail})" if d.detail else ""), mailbox=self.name, uid=d.fetched.uid, reason=reason)
         if decided:
             event(self.log, "autoreply.batch", f"{self.name}: {len(queued)} to answer, {sum(skipped.values())} "
                   "skipped" + (f" ({', '.join(f'{r}: {n}' for r, n in skipped.items())})" if skipped else ""),

@@ -188,6 +188,9 @@ def _detail(msg: Incoming, reason: str) -> str:
     header = _DETAIL_HEADERS.get(reason)
     if header is not None:
         return f"{header}: {msg.headers.get(header, '')}"[:200]
+    if reason == "mailing-list":
+        name = next(n for n in _LIST_HEADERS if n in msg.headers)
+        return f"{name}: {msg.headers[name]}"[:200]
     if reason in ("no-sender", "own-address", "system-sender", "null-sender"):
         return f"from: {msg.sender or '-'}, return-path: {msg.return_path if msg.return_path is not None else '-'}"
     if reason == "report":

@@ -7,6 +7,8 @@ switches the responder on. The responder runs in-process here (test_responder_ki
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -128,11 +130,33 @@ def test_answers_new_mail_in_the_customers_language_and_stops_after_close(
 
     status = cli("autoreply", "status", "--json", env={env_name("support"): mail_user.password})
     assert status.returncode == 0, status.stderr
-    import json
-
     (box,) = json.loads(status.stdout)["mailboxes"]
     assert box["name"] == "support" and box["on"] is False and box["counts"]["sent"] == 3
     assert mail_user.password not in status.stdout
+
+
+def test_polling_without_idle_answers_and_every_skip_is_logged_with_its_reason(
+        configure: Configure, engine: MakeEngine, dovecot: DovecotServer, mail_user: MailUser,
+        relay: ScriptedRelay, cli: RunCli, caplog: pytest.LogCaptureFixture) -> None:
+    eng = setup(configure, engine, dovecot, mail_user, relay, idle=False)
+    open_phone(eng)
+    answered = deliver(dovecot, mail_user, "Order 1001", EN_TEXT, "anna@example.test")
+    deliver(dovecot, mail_user, "[shop-news] Weekly digest", EN_TEXT, "news@lists.example.test",
+            **{"List-Id": "Shop news <news.lists.example.test>"})
+    resp = responder(eng)
+    assert not resp.reader.can_idle or resp.settings.idle is False
+    with caplog.at_level(logging.INFO, logger="continuity"):
+        asyncio.run(run_until(resp, lambda: resp.counts["sent"] + resp.counts["skipped:mailing-list"] >= 2))
+    assert by_reply_to(relay.answers()) == {answered: 1}
+    [skip] = [r for r in caplog.records if getattr(r, "event", "") == "autoreply.skipped"]
+    assert skip.fields["reason"] == "mailing-list"  # type: ignore[attr-defined]
+    assert "not answered: mailing-list (list-id: Shop news <news.lists.example.test>)" in skip.getMessage()
+
+    env = {env_name("support"): mail_user.password}
+    (box,) = json.loads(cli("autoreply", "status", "--json", env=env).stdout)["mailboxes"]
+    assert box["counts"]["sent"] == 1 and box["skipped_reasons"] == {"mailing-list": 1}
+    text = cli("autoreply", "status", env=env)
+    assert text.returncode == 0 and "mailing-list 1" in text.stdout, text.stdout
 
 
 def test_restart_answers_nothing_twice_and_one_answer_per_sender_per_period(
