@@ -112,6 +112,9 @@ def test_a_surge_opens_runs_its_steps_and_closes(make_daemon: DaemonFactory, htt
     [staff] = outbox(workdir, "staff-surge")
     assert "412 open tickets in the help-desk queue (threshold 50)" in staff.read_text(encoding="utf-8")
     assert outbox(workdir, "customer-wait")
+    [answer] = outbox(workdir, "email-autoreply")  # mail is answered too, and the reading stays internal
+    assert "far more messages than usual" in answer.read_text(encoding="utf-8")
+    assert "threshold" not in answer.read_text(encoding="utf-8")
     assert banners(workdir) == []
 
     assert isinstance(d.clock, ManualClock)
@@ -136,7 +139,7 @@ def test_a_surge_opens_runs_its_steps_and_closes(make_daemon: DaemonFactory, htt
     assert outbox(workdir, "staff-surge-over")
     assert banners(workdir) == [], "the banner is switched off"
     undone = {r.step_id for r in d.store.steps_for(sit.id) if r.phase == "undo" and r.state == "done"}
-    assert undone == {"customer-wait", "website-busy"}
+    assert undone == {"customer-wait", "email-autoreply", "website-busy"}
 
 
 def test_an_unreadable_endpoint_neither_opens_nor_closes(make_daemon: DaemonFactory, http_peer: HttpPeer) -> None:
