@@ -10,6 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 LOGGER = "continuity"
+# Libraries the daemon runs on: their warnings and errors go out in the same format, one line each (a
+# traceback becomes the `error` field of one JSON line), never as raw text in the middle of a JSON stream.
+LIBRARY_LOGGERS = ("apscheduler", "asyncio", "aiohttp")
 
 
 class JsonFormatter(logging.Formatter):
@@ -45,6 +48,11 @@ def setup(fmt: str = "text", level: int = logging.INFO) -> logging.Logger:
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
+    for name in LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        library.handlers[:] = [handler]
+        library.setLevel(max(level, logging.WARNING))
+        library.propagate = False
     return logger
 
 

@@ -56,18 +56,25 @@ def cancel_window(engine: Engine, window_id: int, by: str) -> MaintenanceRecord:
 
 
 def active_window(engine: Engine, channel: str) -> MaintenanceRecord | None:
+    """The window the channel is in now. A window counts from its start even before `advance` has marked it
+    active (its job may run a moment later): a probe failure in its first second must not open an outage."""
     now = engine.clock.now()
-    for w in engine.store.maintenance():
-        if w.channel == channel and w.state == "active" and w.starts_at <= now < w.ends_at:
+    for w in engine.store.maintenance():  # scheduled, announced or active: not ended or cancelled
+        if w.channel == channel and w.starts_at <= now < w.ends_at:
             return w
     return None
 
 
 def next_times(engine: Engine) -> list[datetime]:
-    """When windows next need attention (announcement or end), for the daemon's date jobs."""
+    """When windows next need attention (announcement, start, end), for the daemon's date jobs."""
     out = []
     for w in engine.store.maintenance():
-        out.append(w.starts_at - timedelta(seconds=w.notice_s) if w.state == "scheduled" else w.ends_at)
+        if w.state == "scheduled":
+            out.append(w.starts_at - timedelta(seconds=w.notice_s))
+        elif w.state == "announced":
+            out += [w.starts_at, w.ends_at]
+        elif w.state == "active":
+            out.append(w.ends_at)
     return out
 
 

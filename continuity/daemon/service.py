@@ -72,6 +72,7 @@ class Daemon:
         self.last_check: dict[str, ChannelCheck] = {}
         self.last_cycle_at: dict[str, datetime] = {}
         self._inflight: set[asyncio.Task[Any]] = set()
+        self._in_steps: set[asyncio.Task[Any]] = set()  # jobs inside run_steps: a stop lets them finish
         self._step_jobs: set[str] = set()
         self._cycling: set[str] = set()  # channels whose probe cycle is running now
         self._cycle_due: set[str] = set()  # ... and whose next cycle fell due meanwhile
@@ -157,15 +158,28 @@ class Daemon:
         return compiled
 
     async def stop(self) -> None:
-        """Stop probing, let running steps finish (a bounded while), leave the rest to the next start."""
+        """Stop probing at once; let steps being sent finish (STOP_GRACE at most) together with the answers the
+        auto-responder is sending; whatever is left resumes at the next start. Well within 10 s."""
+        if self.scheduler.running:
+            self.scheduler.pause()  # nothing new starts; what runs is finished or cancelled here
+        me = asyncio.current_task()
+        # Steps run from scheduler jobs and from HTTP actions alike; everything else is watching.
+        sending = [t for t in self._in_steps if not t.done() and t is not me]
+        watching = [t for t in self._inflight if not t.done() and t is not me and t not in self._in_steps]
+        for task in watching:  # probe cycles and resyncs: their answer no longer matters
+            task.cancel()
+
+        async def finish_steps() -> None:
+            if sending:
+                _, late = await asyncio.wait(sending, timeout=STOP_GRACE)
+                for task in late:  # its rows stay `running`: the next start re-runs or flags them
+                    task.cancel()
+
+        await asyncio.gather(finish_steps(), self.autoreply.stop(STOP_GRACE))
+        if watching:
+            await asyncio.wait(watching, timeout=1.0)
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        pending = [t for t in self._inflight if not t.done() and t is not asyncio.current_task()]
-        if pending:
-            done, not_done = await asyncio.wait(pending, timeout=STOP_GRACE)
-            for task in not_done:
-                task.cancel()
-        await self.autoreply.stop(STOP_GRACE)
         await self.probes.aclose()
         await self.surge.aclose()
         event(self.log, "daemon.stop", "stopped; unfinished steps resume at the next start")
@@ -286,6 +300,17 @@ class Daemon:
     # steps ---------------------------------------------------------------------------------------------------
 
     async def run_steps(self) -> list[StepResult]:
+        task = asyncio.current_task()
+        nested = task in self._in_steps
+        if task is not None:
+            self._in_steps.add(task)
+        try:
+            return await self._run_steps()
+        finally:
+            if task is not None and not nested:
+                self._in_steps.discard(task)
+
+    async def _run_steps(self) -> list[StepResult]:
         for what, window in advance(self.engine):
             event(self.log, f"maintenance.{what}", f"maintenance #{window.id} of {window.channel} {what}",
                   channel=window.channel, window=window.id)

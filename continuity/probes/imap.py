@@ -22,6 +22,7 @@ from pydantic import Field
 from continuity.config.envrefs import Secret
 from continuity.probes.base import Probe, ProbeResult, ProbeSettings
 from continuity.probes.netreason import network_reason, scrub, seconds
+from continuity.threads import in_thread
 
 Security = Literal["none", "starttls", "tls"]
 
@@ -259,7 +260,7 @@ class ImapProbe(Probe):
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout):
-                await asyncio.to_thread(self._run, time.monotonic() + self.timeout)
+                await in_thread(self._run, time.monotonic() + self.timeout)
         except (ImapFailure, imaplib.IMAP4.error, OSError) as exc:
             password = self.settings.password.get_secret_value()
             return self.result("down", started, imap_reason(exc, self.timeout, password))

@@ -29,6 +29,7 @@ from continuity.probes.base import Probe, ProbeContext, ProbeResult, ProbeSettin
 from continuity.probes.imap import ImapFailure, ImapSession, imap_reason
 from continuity.probes.netreason import seconds
 from continuity.probes.smtp import close_smtp, open_smtp, smtp_reason
+from continuity.threads import in_thread
 
 Security = Literal["none", "starttls", "tls"]
 HEADER = "X-Continuity-Canary"
@@ -153,7 +154,7 @@ class MailCanaryProbe(Probe):
                             return self.result("down", started, f"canary not delivered within {seconds(deadline)}")
                         await asyncio.sleep(min(s.poll_every.total_seconds(), deadline - delivered))
                 finally:
-                    await asyncio.to_thread(session.close)
+                    await in_thread(session.close)
         except TimeoutError:
             if phase == "waiting":
                 return self.result("down", started, f"canary not delivered within {seconds(deadline)}")
@@ -164,7 +165,7 @@ class MailCanaryProbe(Probe):
 
     async def _imap(self, session: ImapSession, step: Callable[..., T], *args: Any) -> T:
         """One blocking IMAP step in a worker thread, never overlapping another on the same connection."""
-        return await asyncio.to_thread(session.exclusive, functools.partial(step, *args))
+        return await in_thread(session.exclusive, functools.partial(step, *args))
 
     def _remember(self, tag: str) -> None:
         self._pending[tag] = None

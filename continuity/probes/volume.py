@@ -29,6 +29,7 @@ from continuity.probes.http import MAX_BODY, USER_AGENT, check_http_url, url_hos
 from continuity.probes.imap import ImapFailure, ImapSession, Security, _text, imap_reason, mailbox_name
 from continuity.probes.netreason import scrub
 from continuity.probes.tcp import describe_network_error
+from continuity.threads import in_thread
 
 if TYPE_CHECKING:
     import httpx
@@ -205,7 +206,7 @@ class VolumeProbe(Probe):
         try:
             async with asyncio.timeout(self.timeout):
                 if self.settings.source == "imap":
-                    value = await asyncio.to_thread(self._unseen, time.monotonic() + self.timeout)
+                    value = await in_thread(self._unseen, time.monotonic() + self.timeout)
                 else:
                     value = await self._fetch_number()
         except TimeoutError:

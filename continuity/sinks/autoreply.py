@@ -21,6 +21,7 @@ from pydantic import Field, field_validator, model_validator
 from continuity.config.envrefs import Secret
 from continuity.config.models import Duration
 from continuity.sinks.base import Action, Outcome, Sink, SinkSettings
+from continuity.threads import in_thread
 
 Security = Literal["none", "starttls", "tls"]
 
@@ -148,7 +149,7 @@ class AutoreplySink(Sink):
         timeout = s.timeout.total_seconds()
         try:
             async with asyncio.timeout(timeout + 1):
-                await asyncio.to_thread(check_mailbox, s)
+                await in_thread(check_mailbox, s)
         except ImapFailure as exc:
             # A refused login or a missing folder is a setting to fix, not something a retry cures.
             return Outcome.fail(f"mailbox {s.address}: {imap_reason(exc, timeout, s.imap_password.get_secret_value())}")

@@ -26,7 +26,6 @@ debug logs while this sink talks to X.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import re
@@ -40,6 +39,7 @@ from continuity.config.models import Locale
 from continuity.redact import Redactor
 from continuity.sinks.base import Action, Outcome, Rendered, RenderProblem, Sink, SinkContext, SinkSettings
 from continuity.sinks.xtext import LIMIT, too_long
+from continuity.threads import in_thread
 
 if TYPE_CHECKING:
     import tweepy
@@ -156,7 +156,7 @@ class XSink(Sink):
         root = self.thread_root(action)
         client = self._connect()
         try:
-            response = await asyncio.to_thread(
+            response = await in_thread(
                 functools.partial(client.create_tweet, text=text, in_reply_to_tweet_id=root, user_auth=True)
             )
         except Exception as exc:
@@ -175,7 +175,7 @@ class XSink(Sink):
         client = self._connect()
         for tweet_id in ids:
             try:
-                await asyncio.to_thread(functools.partial(client.delete_tweet, tweet_id, user_auth=True))
+                await in_thread(functools.partial(client.delete_tweet, tweet_id, user_auth=True))
             except Exception as exc:
                 import tweepy
 
