@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 APPLIED = ("done", "uncertain", "running")
 # Situations of a campaign are scoped to the campaign, not to one channel: `campaign:<name>`.
 CAMPAIGN_SCOPE = "campaign:"
+# A row run this long after its due time is marked late (cron-driven `tick` runs every minute or so).
+LATE_AFTER = timedelta(minutes=2)
 # An ETA that moves less than this is not news: typing `--eta 2h` again a few minutes later must not
 # re-announce to every customer.
 ETA_TOLERANCE = timedelta(minutes=10)
@@ -100,6 +102,9 @@ class Engine:
         self.sink_instances = sink_instances if sink_instances is not None else loaded.sinks
         self.owner = current_owner()
         self._catalog: TemplateCatalog | None = None
+        # Rows due before this moment were missed while nobody ran them (the daemon sets its start time):
+        # they are late however little time has passed since.
+        self.late_before: datetime | None = None
 
     @property
     def catalog(self) -> TemplateCatalog:
@@ -332,7 +337,8 @@ class Engine:
         claimed = []
         with self.store.transaction():
             for row in self.store.due_steps(now, situation_ids):
-                late = row.state == "planned" and (now - row.due_at) > timedelta(minutes=2)
+                late = row.state == "planned" and ((now - row.due_at) > LATE_AFTER or (
+                    self.late_before is not None and row.due_at < self.late_before))
                 if not self.store.set_step(row.id, expect=("planned", "failed"), state="running", owner=self.owner,
                                            started_at=now, attempts=row.attempts + 1, late=late or row.late):
                     continue

@@ -104,6 +104,7 @@ class Daemon:
         from apscheduler.triggers.interval import IntervalTrigger
 
         self.started_at = self.clock.now()
+        self.engine.late_before = self.started_at  # whatever fell due while the daemon was down is late
         for sit in self.store.open_situations():
             h = self.health.get(sit.channel)
             if h is not None and sit.kind == "outage":

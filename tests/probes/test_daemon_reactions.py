@@ -195,3 +195,22 @@ def test_a_flapping_channel_is_held_down_and_staff_are_told(configure: Configure
         assert outbox_names(workdir, "channel-flapping")
     finally:
         store.close()
+
+
+def test_steps_missed_while_the_daemon_was_down_run_at_start_marked_late(daemon: Daemon) -> None:
+    daemon.engine.open("phone", reason="SIP trunk down", by="anna")
+    run_steps(daemon)
+    assert isinstance(daemon.clock, ManualClock)
+    # The banner and the post fell due at 30m; the daemon comes back 20 seconds later.
+    daemon.clock.set(NOW + timedelta(minutes=30, seconds=20))
+
+    async def start_and_stop() -> None:
+        await daemon.start()
+        await daemon.stop()
+
+    asyncio.run(start_and_stop())
+    ran = {r.step_id: r for r in daemon.store.steps_for(1) if r.step_id in ("website-banner", "social-post")}
+    assert {r.state for r in ran.values()} == {"done"}
+    assert all(r.late for r in ran.values()), "missed while down: late, though only 20 seconds overdue"
+    on_time = [r for r in daemon.store.steps_for(1) if r.step_id == "staff-runbook"]
+    assert on_time and not any(r.late for r in on_time)
