@@ -150,14 +150,23 @@ def _apply_channel(playbook: Playbook, channel: str, cfg: Config, doc: Document,
                           f"playbook {playbook.name!r} has no step {step_id!r}")
             )
 
+    # A disabled step never goes out, so the steps that only follow it (`only_if`) go with it: the X update
+    # and "resolved" posts leave with the X post.
+    disabled = {step_id for step_id, o in spec.override.items() if o.disabled}
+    grew = True
+    while grew:
+        follow = {s.id for _, s in playbook.all_steps() if s.only_if in disabled} - disabled
+        disabled |= follow
+        grew = bool(follow)
+
     def patched(steps: list[StepSpec]) -> list[StepSpec]:
         out = []
         for s in steps:
+            if s.id in disabled:
+                continue
             o = spec.override.get(s.id)
             if o is None:
                 out.append(s)
-                continue
-            if o.disabled:
                 continue
             changes = {k: v for k, v in o.model_dump(exclude={"disabled"}).items() if v is not None}
             out.append(s.model_copy(update=changes))
