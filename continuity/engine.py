@@ -380,7 +380,8 @@ class Engine:
                     for other in self.store.steps_for(row.situation_id):
                         if other.step_id == row.step_id and other.sink == row.sink and other.phase != "undo" \
                                 and other.state in ("done", "uncertain"):
-                            self.store.set_step(other.id, state="undone", finished_at=now)
+                            # finished_at stays the time it went on: the undo row records the switch-off
+                            self.store.set_step(other.id, state="undone")
             else:
                 state = "failed"
                 retryable = outcome.status == "retryable" and row.attempts < policy.attempts

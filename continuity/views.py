@@ -114,16 +114,23 @@ def report_view(store: SqliteStore, situation_id: int, now: datetime) -> dict[st
     for ev in store.events_for(sit.id):
         timeline.append({"at": ev.at.isoformat(), "event": ev.kind, "text": ev.message})
     for row in rows:
-        if row.finished_at and row.state in ("done", "undone", "failed", "uncertain"):
+        # An undone row is shown when it went on (its undo row shows the switch-off); a row that failed and was
+        # then cancelled by the close still shows its failure.
+        state = {"undone": "done"}.get(row.state, row.state)
+        if row.state == "cancelled" and row.attempts > 0:
+            state = "failed"
+        if row.finished_at and state in ("done", "failed", "uncertain"):
             verb = {"undo": "switched off"}.get(row.phase, row.action)
-            text = f"{row.step_id} ({verb}) → {row.sink}: {row.state}"
+            text = f"{row.step_id} ({verb}) → {row.sink}: {state}"
             if row.attempts > 1:
                 text += f" after {row.attempts} attempts"
             if row.late:
                 text += " (late)"
-            if row.last_error and row.state != "done":
+            if row.last_error and state != "done":
                 text += f" — {row.last_error}"
-            timeline.append({"at": row.finished_at.isoformat(), "event": f"step-{row.state}", "text": text})
+            if row.state == "cancelled":
+                text += "; not retried: the situation closed"
+            timeline.append({"at": row.finished_at.isoformat(), "event": f"step-{state}", "text": text})
     timeline.sort(key=lambda e: e["at"])
     for e in timeline:
         offset = datetime.fromisoformat(e["at"]) - sit.opened_at
