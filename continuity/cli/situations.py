@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from continuity.cli import app
-from continuity.cli.common import clock, console, engine, esc, guarded, load, parse_eta, print_json, who
+from continuity.cli.common import clock, console, engine, err_console, esc, guarded, load, parse_eta, print_json, who
 from continuity.errors import ExitCode, InputError
 
 JSON = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
@@ -74,11 +74,11 @@ def outage(
     if dry_run:
         from continuity.preview import preview_open
 
-        plan = preview_open(loaded, channel, reason=reason, eta=eta_at, by=who(by), now=now)
+        preview = preview_open(loaded, channel, reason=reason, eta=eta_at, by=who(by), now=now)
         if as_json:
-            print_json({"dry_run": True, "channel": channel, "actions": plan})
+            print_json({"dry_run": True, **preview.as_dict()})
             return
-        _print_preview(plan, f"Dry run: outage of {channel} (nothing was sent or stored)")
+        _print_preview(preview.actions, f"Dry run: {preview.headline} (nothing was sent or stored)")
         return
     eng = engine(loaded)
     result = eng.open(channel, reason=reason, eta=eta_at, by=who(by))
@@ -113,6 +113,9 @@ def outage(
 def _print_preview(plan: list[dict[str, Any]], title: str) -> None:
     from rich.table import Table
 
+    if not plan:  # an outage already open and nothing new to do: say so, not an empty table
+        console().print(title, markup=False)
+        return
     table = Table(title=esc(title), title_justify="left", show_lines=True)
     for col in ("when", "action", "to", "sink", "text"):
         table.add_column(col, overflow="fold")
@@ -233,15 +236,24 @@ def tick(as_json: JSON = False) -> None:
     """
     eng = engine()
     recovered = eng.recover()
+    # Interrupted mid-send by a crash with a sink that cannot safely repeat: a person has to look.
+    flagged = [row for row in (eng.store.get_step(r.id) for r in recovered) if row and row.state == "uncertain"]
     results = eng.run_due()
+    failed = any(r.state in ("failed", "uncertain") for r in results) or bool(flagged)
     if as_json:
-        print_json({"ok": not any(r.state in ("failed", "uncertain") for r in results),
-                    "recovered": [r.id for r in recovered], "ran": [r.as_dict() for r in results]})
-    elif results:
-        _results_table(results, "Ran")
+        print_json({"ok": not failed, "recovered": [r.id for r in recovered], "uncertain": [r.id for r in flagged],
+                    "ran": [r.as_dict() for r in results]})
     else:
-        console().print("Nothing due.")
-    _exit_for(results)
+        if results:
+            _results_table(results, "Ran")
+        elif not flagged:
+            console().print("Nothing due.")
+        for row in flagged:
+            err_console().print(f"Step {row.id} ({row.step_id} → {row.sink}) was interrupted by a crash while "
+                                f"sending: check whether it went out, then `continuity confirm {row.id} --sent` "
+                                "or `--not-sent`.", markup=False)
+    if failed:
+        raise typer.Exit(int(ExitCode.FAILED))
 
 
 @app.command()
