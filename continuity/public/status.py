@@ -5,7 +5,8 @@ probe details. A reason typed by a person (`outage`, the HTTP API, a maintenance
 reason is internal, the daemon's ("smtp: connection refused 10.0.0.5:25") as much as a campaign's (its dates
 and load forecast), so those situations show a general sentence from the template instead. A campaign's surge
 opens at the staff briefing but stays off the public pages until the launch, and is named by its title, never
-by its `campaign:<name>` scope key.
+by its `campaign:<name>` scope key; for customers it begins at the launch (`opened_at`), and nothing logged
+before it (the briefing) is shown.
 
 Channel state, most telling first: an open outage, a maintenance window in progress, a surge; without one,
 the daemon's health checks (down, degraded, up, or unknown before the first check). A channel without
@@ -47,6 +48,22 @@ def public_channels(loaded: LoadedConfig) -> list[str]:
     if chosen is not None:
         return list(chosen)
     return [key for key, ch in loaded.config.channels.items() if ch.contact]
+
+
+def _launch(sit: SituationRecord) -> datetime | None:
+    """A campaign surge's launch time, None for any other situation (or an unreadable launch)."""
+    campaign = sit.data.get("campaign") if sit.data else None
+    if not isinstance(campaign, dict) or not campaign.get("starts_at"):
+        return None
+    try:
+        return datetime.fromisoformat(campaign["starts_at"])
+    except (TypeError, ValueError):
+        return None
+
+
+def public_since(sit: SituationRecord) -> datetime:
+    """When the situation began for customers: a campaign's launch, not the staff briefing that opened it."""
+    return _launch(sit) or sit.opened_at
 
 
 def launched(sit: SituationRecord, now: datetime) -> bool:
@@ -140,10 +157,11 @@ def _maintenance(sit: SituationRecord, now: datetime) -> dict[str, Any] | None:
 
 
 def _updates(events: Callable[[int], list[EventRecord]], sit: SituationRecord) -> list[dict[str, Any]]:
+    since = public_since(sit)
     out = []
     for ev in events(sit.id):
         kind = _PUBLIC_EVENTS.get(ev.kind)
-        if kind is None:
+        if kind is None or ev.at < since:  # before a campaign's launch everything is internal
             continue
         eta = None
         if ev.kind == "eta":
@@ -216,8 +234,8 @@ def build_status(loaded: LoadedConfig, situations: list[SituationRecord],
             "channel": None if sit.channel.startswith(_CAMPAIGN_SCOPE) else sit.channel,
             "channel_name": situation_name(loaded, sit, locale),
             "reason": public_reason(sit),
-            "opened_at": sit.opened_at.isoformat(),
-            "opened_at_text": when(sit.opened_at),
+            "opened_at": public_since(sit).isoformat(),
+            "opened_at_text": when(public_since(sit)),
             "eta": sit.eta.isoformat() if sit.eta else None,
             "eta_text": when(sit.eta),
             "maintenance": None if window is None else {

@@ -143,3 +143,19 @@ def test_maintenance_announced_then_in_progress(site: MakeSite) -> None:
     assert data["situations"][0]["maintenance"]["started"] is True
     assert [u["kind"] for u in data["situations"][0]["updates"]][0] == "started"
     assert "Planned maintenance: phone line" in page(s, "?lang=en")
+
+
+def test_unplanned_surge_reads_as_high_demand(site: MakeSite) -> None:
+    # As the daemon opens it when a channel's volume stays over the threshold: its reason is internal.
+    s = site()
+    s.engine.open("email", kind="surge", playbook="surge-unplanned", reason="mail queue 412 > 150", by="daemon",
+                  source="daemon")
+    data = status(s, "?lang=en")
+    assert data["overall"] == "busy"
+    (sit,) = data["situations"]
+    assert (sit["kind"], sit["channel"], sit["reason"]) == ("surge", "email", None)
+    html = page(s, "?lang=en")
+    assert "High demand: email" in html
+    assert "We are receiving far more messages than usual; answers may take longer." in html
+    assert "We noticed far more messages than usual." in html  # the update, not "started working on ..."
+    assert "problem" not in html and "412" not in html
