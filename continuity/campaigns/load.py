@@ -295,12 +295,19 @@ def check_content(loaded: LoadedConfig, c: Campaign, doc: Document, now: datetim
 
     # texts in every locale ----------------------------------------------------------------------------------
     served = list(org.locales)
+    gaps: set[str] = set()  # served locales some text is missing for
+
+    def gap(loc: str, path: Path_, message: str) -> None:
+        # The shipped example cannot know every locale an organisation adds (de, cs, …): a warning there.
+        gaps.add(loc)
+        ref(path, message)
+
     for key in ("title", "terms", "faq_url"):
         value = getattr(c, key)
         if isinstance(value, dict):
             for loc in served:
                 if loc not in value:
-                    err((key,), f"no {key} for locale {loc!r}: give one for each of {', '.join(served)} "
+                    gap(loc, (key,), f"no {key} for locale {loc!r}: give one for each of {', '.join(served)} "
                                 "(or a single text for all)")
     if not c.faq:
         # No FAQ at all (`faq: {}`, or registered with flags): allowed when there is a FAQ page to point to.
@@ -312,7 +319,7 @@ def check_content(loaded: LoadedConfig, c: Campaign, doc: Document, now: datetim
                            "point to the FAQ page; add entries with `continuity campaign update NAME FILE`")
     for loc in served if c.faq else ():
         if not c.faq.get(loc):
-            err(("faq",), f"no FAQ for locale {loc!r}: the organisation serves {', '.join(served)} and agents "
+            gap(loc, ("faq",), f"no FAQ for locale {loc!r}: the organisation serves {', '.join(served)} and agents "
                           "answer in each")
     for loc in c.faq:
         if loc not in served:
@@ -320,12 +327,12 @@ def check_content(loaded: LoadedConfig, c: Campaign, doc: Document, now: datetim
     for name, ans in c.answers.items():
         for loc in served:
             if loc not in ans.text:
-                err(("answers", name, "text"), f"no text for locale {loc!r} (needed: {', '.join(served)})")
+                gap(loc, ("answers", name, "text"), f"no text for locale {loc!r} (needed: {', '.join(served)})")
         for var in ans.vars:
             if var in BUILTIN_VARS:
                 err(("answers", name, "vars"), f"{var!r} is given by continuity itself; pick another name")
     if not errors:
-        _render_texts(loaded, c, doc, served, now, errors)
+        _render_texts(loaded, c, doc, [loc for loc in served if loc not in gaps], now, errors)
     if not errors and playbook is not None:
         _render_playbook(loaded, c, now, errors)
 

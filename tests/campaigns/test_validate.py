@@ -136,3 +136,18 @@ def test_a_code_shared_by_two_overlapping_campaign_files_is_an_error(configure: 
     rival.unlink()
     write(folder, name="campaign-b-winter-v2.yaml", **{"terms: 15% off every coat.": "terms: 15% off coats."})
     assert cli("validate", now=NOW).returncode == 0
+
+
+def test_a_locale_the_shipped_example_lacks_is_a_warning_there_and_an_error_in_ones_own(
+        configure: Configure, cli: RunCli) -> None:
+    configure(lambda cfg: cfg["organisation"].update(locales=[*cfg["organisation"]["locales"], "de"]))
+    proc = cli("validate", "--json", now=NOW)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [example] = json.loads(proc.stdout)["campaign_files"]
+    assert any("no FAQ for locale 'de'" in w and "shipped example" in w for w in example["warnings"])
+
+    folder = own_playbooks(configure)
+    write(folder, name="campaign-winter.yaml")  # written for hu, en, sk, pl only
+    mine = cli("validate", now=NOW)
+    assert mine.returncode == 2
+    assert "campaign-winter.yaml" in mine.stderr and "no FAQ for locale 'de'" in mine.stderr
