@@ -1,18 +1,30 @@
-"""Render a playbook without running it: for `--dry-run` and for `validate`'s sample rendering."""
+"""Render a playbook without running it: for `--dry-run` and for `validate`'s sample rendering.
+
+A dry run answers "what would `continuity outage CHANNEL` do right now?". With no outage of the channel open,
+that is the whole playbook. With one open, the real command only updates it, so the dry run replays the
+engine's own decision on a private, temporary copy of the store's files: the store itself is only read as
+bytes (never created, opened, migrated or locked) and no sink is called.
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from continuity.actions import ACTIONS
 from continuity.config.loader import LoadedConfig, every_playbook
 from continuity.config.models import Playbook, StepSpec
 from continuity.config.yamlsrc import pretty_path
 from continuity.durations import format_duration
 from continuity.errors import InputError, InputErrors, Location
 from continuity.sinks.base import Rendered
-from continuity.store.records import SituationRecord
+from continuity.store.records import SituationRecord, StepRecord
+from continuity.store.sqlite import SqliteStore
 from continuity.templating import TemplateCatalog
 from continuity.variables import template_context
 
@@ -28,8 +40,52 @@ def sample_situation(channel: str, now: datetime, *, reason: str = "SIP trunk do
     )
 
 
+@dataclass
+class OpenPreview:
+    """What `continuity outage CHANNEL` would do now: open a new outage (`situation_id` None) and run its
+    playbook, or update the one already open, running only what that update plans and what is already due."""
+
+    channel: str
+    situation_id: int | None = None
+    eta_changed: bool = False
+    reason_changed: bool = False
+    actions: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def created(self) -> bool:
+        return self.situation_id is None
+
+    @property
+    def headline(self) -> str:
+        if self.situation_id is None:
+            return f"outage of {self.channel}"
+        head = f"outage #{self.situation_id} of {self.channel} is already open"
+        changes = [*(["the reason would be updated"] if self.reason_changed else []),
+                   *(["the ETA would change (customers re-told)"] if self.eta_changed else [])]
+        if changes:
+            return f"{head}; " + " and ".join(changes)
+        if self.actions:
+            return f"{head}; reason and ETA unchanged, but steps already due would run"
+        return f"{head}; nothing would change"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"channel": self.channel, "created": self.created, "situation_id": self.situation_id,
+                "eta_changed": self.eta_changed, "reason_changed": self.reason_changed,
+                "message": self.headline, "actions": self.actions}
+
+
 def preview_open(loaded: LoadedConfig, channel: str, *, reason: str, eta: datetime | None, by: str,
-                 now: datetime) -> list[dict[str, Any]]:
+                 now: datetime) -> OpenPreview:
+    """What declaring an outage of `channel` would do given the store, rendered; touches nothing."""
+    with scratch_copy(loaded) as store:
+        existing = store.find_open("outage", channel) if store is not None else None
+        if store is not None and existing is not None:
+            return _preview_update(loaded, store, existing, reason=reason, eta=eta, by=by, now=now)
+    return OpenPreview(channel, actions=playbook_actions(loaded, channel, reason=reason, eta=eta, by=by, now=now))
+
+
+def playbook_actions(loaded: LoadedConfig, channel: str, *, reason: str, eta: datetime | None, by: str,
+                     now: datetime) -> list[dict[str, Any]]:
     """Every action the playbook would take, rendered, in time order (first runs of repeats only)."""
     playbook = loaded.playbook_for(channel)
     catalog = TemplateCatalog(loaded)
@@ -48,6 +104,100 @@ def preview_open(loaded: LoadedConfig, channel: str, *, reason: str, eta: dateti
             out.append({"when": when, "group": group, "step": step.id, "action": step.action, "to": step.to,
                         "sink": sink, "locales": catalog.locales_for(step.audience), "preview": text[:400]})
     return out
+
+
+def _preview_update(loaded: LoadedConfig, store: SqliteStore, existing: SituationRecord, *, reason: str,
+                    eta: datetime | None, by: str, now: datetime) -> OpenPreview:
+    """Run the engine's real update on the private copy, then list what `run_due` would claim right after:
+    the rows the update planned and any already due (an overdue banner, a retry), as the runner renders them."""
+    from continuity.clock import ManualClock
+    from continuity.engine import Engine
+
+    before = {r.id: r for r in store.steps_for(existing.id)}
+    eng = Engine(loaded, store, ManualClock(now))
+    result = eng.open(existing.channel, reason=reason, eta=eta, by=by)
+    sit = result.situation
+    playbook = loaded.playbooks.get(sit.playbook)
+    specs = {s.id: s for _, s in playbook.all_steps()} if playbook else {}
+    on_update = {s.id for s in playbook.on_update} if playbook else set()
+    actions = []
+    for row in store.due_steps(now, [sit.id]):
+        kind = ACTIONS.get(row.action)
+        locales = eng.catalog.locales_for(kind.audience if kind else "staff")
+        ctx = template_context(loaded, sit, playbook, locales[0], now, step_id=row.step_id, occurrence=row.occurrence)
+        rendered = eng.catalog.render(row.template, locales[0], ctx)
+        text = (rendered.title + "\n" if rendered.title else "") + rendered.body
+        spec = specs.get(row.step_id)
+        actions.append({"when": _when(row, before.get(row.id), sit, on_update), "group": row.phase,
+                        "step": row.step_id, "action": row.action, "to": spec.to if spec else row.sink,
+                        "sink": row.sink, "locales": locales, "preview": text[:400]})
+    return OpenPreview(existing.channel, sit.id, eta_changed=result.eta_changed, reason_changed=result.reason_changed,
+                       actions=actions)
+
+
+def _when(row: StepRecord, before: StepRecord | None, sit: SituationRecord, on_update: set[str]) -> str:
+    if before is None:  # planned by this update
+        return "now, on ETA change" if row.step_id in on_update else "now, refreshed to show the new ETA"
+    if before.state == "failed":
+        return f"now, retry after {before.attempts} failed attempt(s)"
+    if before.state == "running":
+        return "now, again (an earlier run was interrupted)"
+    return f"now, overdue (was due at +{format_duration(row.due_at - sit.opened_at)})"
+
+
+def store_path(loaded: LoadedConfig) -> Path:
+    """The SQLite file the config names, resolved as `continuity.store.open_store` does."""
+    url = loaded.store_url
+    if not url.startswith("sqlite:///"):
+        scheme = url.split(":", 1)[0]
+        raise InputError(f"unsupported store URL scheme {scheme!r}; use sqlite:///path/to/continuity.db")
+    path = Path(url[len("sqlite:///"):])
+    return path if path.is_absolute() else loaded.base_dir / path
+
+
+@contextmanager
+def scratch_copy(loaded: LoadedConfig) -> Iterator[SqliteStore | None]:
+    """A private, throw-away copy of the store to replay the engine on; None when there is no store yet.
+
+    The store's files are only read, as bytes: opening the store itself, even read-only, would touch it
+    (SQLite's `mode=ro` creates a missing -wal and -shm, and any reader of a store in use writes its read marks
+    into the -shm). The main file is read before the WAL, and both again if either changed meanwhile, so a
+    writer's checkpoint cannot mix versions; the copy's own recovery keeps only committed transactions.
+    """
+    path = store_path(loaded)
+    if not path.is_file():
+        yield None
+        return
+    wal = path.with_name(path.name + "-wal")
+    with tempfile.TemporaryDirectory(prefix="continuity-dry-run-") as tmp:
+        copy = Path(tmp) / path.name
+        copy_wal = copy.with_name(copy.name + "-wal")
+        for _ in range(5):  # a store in constant use gets the last copy: WAL recovery still keeps it sound
+            stamp = _stamp(path, wal)
+            copy.write_bytes(path.read_bytes())
+            try:
+                copy_wal.write_bytes(wal.read_bytes())
+            except FileNotFoundError:  # no writer has it open (the last one deletes the WAL on closing)
+                copy_wal.unlink(missing_ok=True)
+            if _stamp(path, wal) == stamp:
+                break
+        store = SqliteStore(copy)
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+def _stamp(*paths: Path) -> tuple[tuple[int, int, int] | None, ...]:
+    out: list[tuple[int, int, int] | None] = []
+    for p in paths:
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            out.append(None)
+        else:
+            out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(out)
 
 
 def render_everything(loaded: LoadedConfig, now: datetime) -> int:
