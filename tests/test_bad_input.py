@@ -256,6 +256,11 @@ def not_utf8(w: Path) -> Expect:
     return Expect(line=line, words=("UTF-8",))
 
 
+def store_not_sqlite(w: Path) -> Expect:
+    line = replace_line(cfg(w), "  url: sqlite:///continuity.db", "  url: postgresql://app:s3cret-pw@db/support")
+    return Expect(line=line, field="store.url", words=("postgresql", "sqlite:///"), hidden=("s3cret-pw",))
+
+
 def unset_env_var(w: Path) -> Expect:
     line = add_email_sink(w, "${SMTP_PASSWORD}")
     return Expect(line=line, field="sinks.staff_mail.password", words=("SMTP_PASSWORD",))
@@ -272,7 +277,7 @@ CASES: dict[str, Callable[[Path], Expect]] = {f.__name__: f for f in (
     duration_with_words, duration_bad_unit, sink_setting_typo, override_unknown_step, unknown_fallback_channel,
     unknown_sink_in_route, unknown_sink_type, playbook_unknown_route, playbook_step_unknown_key,
     playbook_unknown_action, unknown_playbook_name, missing_template,
-    template_undefined_variable, template_syntax_error, not_utf8, unset_env_var, literal_secret,
+    template_undefined_variable, template_syntax_error, not_utf8, unset_env_var, literal_secret, store_not_sqlite,
 )}
 
 def cases(names: list[str]) -> list[object]:

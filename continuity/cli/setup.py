@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from typing import Annotated, Any
 
@@ -19,13 +18,16 @@ def init() -> None:
     """Write a complete, commented config file from the shipped example.
 
     Written to --config (default ./continuity.yaml). It works as it is: every message lands in ./outbox/
-    until you configure real sinks. Never overwrites.
+    until you configure real sinks. Never overwrites: a config that exists is left as it is (exit 0, so the
+    quick start can be run again).
     """
     from continuity.shipped import example_config
 
     target = STATE.config_path
     if target.exists():
-        raise InputError("already exists; not overwriting (edit it, or pass --config NEW_PATH)")
+        err_console().print(f"{target} already exists; left as it is (edit it, or pass --config NEW_PATH).",
+                            markup=False)
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(example_config(), target)
     console().print(f"Wrote {target}. Next: `continuity validate`, then try `continuity drill phone`.", markup=False)
@@ -87,9 +89,6 @@ def validate(as_json: Annotated[bool, typer.Option("--json", help="Machine-reada
 @guarded
 def schema() -> None:
     """Print the JSON Schema of the config file, for completion and checks in your editor."""
-    from continuity.config.models import Config
+    from continuity.config.schema import config_schema
 
-    doc = Config.model_json_schema(mode="validation")
-    doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    doc["title"] = "continuity configuration"
-    print_json(json.loads(json.dumps(doc)))
+    print_json(config_schema())

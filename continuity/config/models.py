@@ -12,10 +12,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     PlainSerializer,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from continuity.actions import ACTIONS
 from continuity.durations import format_duration, parse_duration
@@ -31,11 +35,21 @@ def _duration(value: Any) -> timedelta:
     raise ValueError("expected a duration like 30s, 15m, 2h or 1d")
 
 
+# What parse_duration accepts, for editors: units in any case, spaces anywhere, a bare integer is seconds
+# (a bare number in quotes is not). Not pydantic's ISO 8601 "PT30S", which the loader refuses.
+DURATION_JSON_SCHEMA: JsonSchemaValue = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^\s*([0-9][0-9 ]*\s*[smhdwSMHDW] *)+\s*$"},
+        {"type": "integer", "minimum": 0},
+    ],
+    "description": "a duration: 30s, 15m, 2h, 1d, 1w or combined (1h30m); a bare number is seconds",
+}
+
 Duration = Annotated[
     timedelta,
     BeforeValidator(_duration),
     PlainSerializer(format_duration, return_type=str, when_used="json"),
-    Field(json_schema_extra={"type": "string", "pattern": r"^(\d+[smhdw])+$|^\d+$"}),
+    WithJsonSchema(DURATION_JSON_SCHEMA, mode="validation"),
 ]
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", min_length=1, max_length=64)]
 Locale = Annotated[str, Field(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")]
@@ -87,6 +101,8 @@ class Organisation(Strict):
 
 
 class Fallback(Strict):
+    """Where customers go instead, and the extra wait there; `- email` is short for `- channel: email`."""
+
     channel: Name
     extra_wait: Duration | None = None
 
@@ -94,6 +110,16 @@ class Fallback(Strict):
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
         return {"channel": value} if isinstance(value, str) else value
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler, /
+    ) -> JsonSchemaValue:
+        # The schema must admit the shorthand too, or editors flag `fallbacks: [email]` that the loader takes.
+        mapping = handler(core_schema)
+        name = dict(handler.resolve_ref_schema(mapping)["properties"]["channel"])
+        name.pop("title", None)
+        return {"anyOf": [name, mapping]}
 
 
 class StepOverride(Strict):
@@ -200,6 +226,17 @@ class Channel(Strict):
 
 class StoreConfig(Strict):
     url: str = "sqlite:///continuity.db"
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        # Checked here so `validate` catches it with file and line; only the scheme is named (a database URL
+        # may carry a password).
+        if not value.startswith("sqlite:///"):
+            scheme = value.split(":", 1)[0] if ":" in value else value[:20]
+            raise ValueError(f"unsupported store URL scheme {scheme!r}; use sqlite:///path/to/continuity.db "
+                             "(relative paths are relative to this file)")
+        return value
 
 
 class SinkSpec(BaseModel):
