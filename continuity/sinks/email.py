@@ -101,8 +101,8 @@ class EmailSink(Sink):
         # Tells auto-responders and out-of-office replies to stay quiet (RFC 3834; the second for Exchange).
         msg["Auto-Submitted"] = "auto-generated"
         msg["X-Auto-Response-Suppress"] = "All"
-        msg["Content-Language"] = action.primary.locale
         msg.set_content(joined_body(action))
+        msg["Content-Language"] = action.primary.locale  # after set_content, which drops Content-* headers
         return msg
 
     async def apply(self, action: Action) -> Outcome:

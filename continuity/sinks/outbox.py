@@ -71,9 +71,10 @@ class OutboxSink(Sink):
             msg["Message-ID"] = f"<{hashlib.sha256(action.key.encode()).hexdigest()[:32]}@continuity>"
             msg["Auto-Submitted"] = "auto-generated"
             msg["X-Continuity-Key"] = action.key
-            msg["Content-Language"] = ", ".join(m.locale for m in action.messages)
             bodies = [m.body for m in action.messages]
             msg.set_content(("\n\n" + "-" * 40 + "\n\n").join(bodies) + "\n", cte="8bit")
+            # After set_content, which drops every Content-* header set before it.
+            msg["Content-Language"] = ", ".join(m.locale for m in action.messages)
             return bytes(msg)
         doc = {
             "operation": action.operation,

@@ -77,6 +77,7 @@ def test_one_message_per_recipient(context: SinkContext, make_action: Any, smtp_
     assert first["To"] == "lead@example.org"
     assert second["To"] == "Agent Two <two@example.org>"
     assert first["Auto-Submitted"] == "auto-generated"
+    assert first["Content-Language"] == action.primary.locale
     assert first["Date"] == "Mon, 23 Nov 2026 10:00:00 +0000"
     assert first["Message-ID"] == message_id("sit-7/tell-team", "lead@example.org")
     assert second["Message-ID"] == message_id("sit-7/tell-team", "two@example.org")
