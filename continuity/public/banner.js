@@ -1,6 +1,7 @@
 /* continuity website banner. Embed: <script src="https://DAEMON/banner.js" defer></script>
    Options on the tag: data-poll="30" (seconds), data-position="top" (default bottom), data-lang="hu".
-   Wire text is only ever set with textContent, never parsed as HTML. */
+   Wire text is only ever set with textContent, never parsed as HTML; http(s) URLs in a body become <a>
+   elements built with the DOM (href set as a property), so a FAQ link is clickable and nothing else is. */
 (function () {
   "use strict";
   var me = document.currentScript;
@@ -32,6 +33,29 @@
     return e;
   }
 
+  /* A URL without the sentence's trailing punctuation (")" only if it opened none); "" unless http(s). */
+  function link(u) {
+    while (/[.,;:!?'"]$/.test(u) || (/\)$/.test(u) && u.split(")").length > u.split("(").length)) u = u.slice(0, -1);
+    try { if (/^https?:\/\//i.test(u) && /^https?:$/.test(new URL(u).protocol)) return u; } catch (e) { /* no URL */ }
+    return "";
+  }
+  /* Text nodes and <a> elements only: odd parts of the split are URL candidates. */
+  function fill(box, text) {
+    var rest = "";
+    text.split(/(https?:\/\/[^\s<>]+)/i).forEach(function (part, i) {
+      var u = i % 2 ? link(part) : "";
+      if (!u) { rest += part; return; }
+      if (rest) box.appendChild(document.createTextNode(rest));
+      var a = el("a", "", u);
+      a.href = u;
+      a.rel = "noopener";
+      box.appendChild(a);
+      rest = part.slice(u.length);
+    });
+    if (rest) box.appendChild(document.createTextNode(rest));
+    return box;
+  }
+
   function render(doc) {
     var gone = load(), keep = {}, items = [];
     (doc.banners || []).forEach(function (b) {
@@ -48,7 +72,7 @@
       box.lang = lang;
       box.appendChild(el("strong", "cb-title", String(t.title || "")));
       String(t.body || "").split(/\n\s*\n/).forEach(function (p) {
-        if (p.trim()) box.appendChild(el("p", "cb-body", p.trim()));
+        if (p.trim()) box.appendChild(fill(el("p", "cb-body"), p.trim()));
       });
       var x = el("button", "cb-close", "\u00d7");
       x.type = "button";
@@ -86,6 +110,7 @@
       ".cb-banner{position:relative;padding:12px 56px 12px 16px;background:#fff4ce;color:#1f1f1f;" +
       "border-top:3px solid #a34700;box-shadow:0 -2px 8px rgba(0,0,0,.2)}" +
       ".cb-body{margin:4px 0 0;white-space:pre-line}" +
+      ".cb-body a{color:#1a4fd0;overflow-wrap:anywhere}" +
       ".cb-close{position:absolute;top:6px;right:8px;width:40px;height:40px;font-size:24px;line-height:1;" +
       "background:none;border:0;color:inherit;cursor:pointer}" +
       ".cb-close:focus-visible{outline:3px solid #1a4fd0}";

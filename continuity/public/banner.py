@@ -16,7 +16,7 @@ from typing import Any
 
 from continuity.clock import ManualClock
 from continuity.config.loader import LoadedConfig
-from continuity.engine import Engine
+from continuity.engine import CAMPAIGN_SCOPE, Engine
 from continuity.errors import ContinuityError
 from continuity.runner import Runner
 from continuity.sinks.file_banner import banner_entry
@@ -76,12 +76,16 @@ class BannerSource:
         self.clock.set(when)
         entry = banner_entry(self.runner.build_action(row), when)
         locales: dict[str, Any] = entry["locales"]
-        # The public shape: no ledger keys or step ids (they name sinks and playbook internals).
+        # The public shape: no ledger keys or step ids (they name sinks and playbook internals), and no
+        # campaign scope key (`campaign:<name>` is the staff's name; customers read the campaign's title).
+        channel = entry["channel"]
+        if str(channel).startswith(CAMPAIGN_SCOPE) or sit.channel.startswith(CAMPAIGN_SCOPE):
+            channel = None
         return {
             "id": str(sit.id),
             "revision": revision(locales),
             "situation_kind": sit.kind,
-            "channel": entry["channel"],
+            "channel": channel,
             "updated_at": entry["updated_at"],
             "default_locale": entry["default_locale"],
             "locales": locales,

@@ -10,15 +10,22 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from continuity.sinks.base import Action, Outcome
 from continuity.sinks.files import Entries, FilesSettings, LockedFilesSink, UnreadableFile, read_json, write_atomic
 
 # Situation id (as a JSON key) -> that situation's banner entry.
 Banners = Entries
+
+# A web address in banner text, as banner.js finds it: http(s) only, up to whitespace or an angle bracket.
+_URL = re.compile(r"https?://[^\s<>]+", re.IGNORECASE)
+# Punctuation that ends the sentence around a URL rather than the URL ("…: https://x/faq.").
+_TRAILING = ".,;:!?'\""
 
 
 class FileBannerSettings(FilesSettings):
@@ -105,7 +112,8 @@ def banner_entry(action: Action, updated_at: datetime) -> dict[str, Any]:
 def render_html(banners: dict[str, Any]) -> str:
     """One status region per situation, in its default locale; other locales are present but hidden.
 
-    Titles and bodies are text, never markup: everything is escaped and blank lines become paragraphs.
+    Titles and bodies are text, never markup: everything is escaped and blank lines become paragraphs. The one
+    exception is made here, not taken from the text: an http(s) URL in a body becomes a link (`link_urls`).
     """
     parts: list[str] = []
     for situation, entry in sorted(banners.items(), key=lambda kv: kv[1].get("updated_at", "")):
@@ -133,4 +141,37 @@ def _text(value: str) -> str:
 
 def _paragraphs(body: str) -> str:
     paras = [p.strip() for p in body.replace("\r\n", "\n").split("\n\n") if p.strip()]
-    return "".join(f'  <p class="continuity-banner-body">{_text(p)}</p>\n' for p in paras)
+    return "".join(f'  <p class="continuity-banner-body">{link_urls(p)}</p>\n' for p in paras)
+
+
+def url_end(candidate: str) -> str:
+    """The URL itself: trailing sentence punctuation dropped, and a ")" only when the URL opened none."""
+    url = candidate
+    while url and (url[-1] in _TRAILING or (url[-1] == ")" and url.count(")") > url.count("("))):
+        url = url[:-1]
+    return url
+
+
+def link_urls(text: str) -> str:
+    """Escaped text with each http(s) URL wrapped in `<a href>` (escaped too); a customer clicks the FAQ link
+    instead of copying it. Nothing else becomes markup: `javascript:` and other schemes stay plain text."""
+    out: list[str] = []
+    done = 0
+    for match in _URL.finditer(text):
+        url = url_end(match.group())
+        if not _web_address(url):
+            continue
+        out.append(_text(text[done:match.start()]))
+        out.append(f'<a href="{_attr(url)}">{_text(url)}</a>')
+        done = match.start() + len(url)
+    out.append(_text(text[done:]))
+    return "".join(out)
+
+
+def _web_address(url: str) -> bool:
+    """An http(s) URL with a host: what a browser would follow (banner.js asks `new URL` the same)."""
+    try:
+        parts = urlsplit(url)
+        return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        return False

@@ -8,6 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from continuity.campaigns import phases
+from tests.campaigns.kit import write
 from tests.conftest import NOW
 from tests.public.conftest import SHOP_ORIGIN, MakeSite
 
@@ -76,6 +78,20 @@ def test_each_open_situation_has_its_own_banner(site: MakeSite) -> None:
     s.engine.close("phone", by="tester")
     s.run()
     assert [b["channel"] for b in doc_of(s.get("/banner.json"))["banners"]] == ["email"]
+
+
+def test_campaign_banner_has_its_faq_link_but_not_its_internal_name(site: MakeSite, workdir: Path) -> None:
+    s = site()
+    run = phases.register(s.engine, write(workdir), by="marketing").run
+    for moment in (run.opens_at, run.starts_at):  # the briefing opens the surge, the launch shows the banner
+        s.engine.clock.set(moment)  # type: ignore[attr-defined]
+        s.engine.run_due()
+    answer = s.get("/banner.json")
+    (banner,) = doc_of(answer)["banners"]
+    assert (banner["situation_kind"], banner["channel"]) == ("surge", None)  # not "campaign:winter-sale"
+    assert "https://shop.example.test/winter/faq" in banner["locales"]["hu"]["body"]
+    assert "Winter Sale" in banner["locales"]["en"]["title"]
+    assert "campaign:" not in answer.text and "winter-sale" not in answer.text
 
 
 def test_unchanged_answer_is_a_304(site: MakeSite) -> None:

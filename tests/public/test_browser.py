@@ -12,12 +12,14 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.campaigns.kit import write
 from tests.conftest import EXAMPLE_CONFIG, run_cli
 from tests.crashkit import free_port
 from tests.daemon.test_daemon_e2e import DaemonProc
@@ -25,8 +27,12 @@ from tests.daemon.test_daemon_e2e import DaemonProc
 SHOP_PAGE = Path(__file__).parent / "shop" / "index.html"
 CHROMIUM = next((p for p in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", "/usr/lib/chromium/chromium")
                  if p and Path(p).is_file()), None)
-# Shown on the banner through the chat channel's contact: must arrive as text, never as an element.
+# Shown on the banner through the chat channel's contact: must arrive as text, never as an element; of it,
+# only the https URL may become a link (the javascript: one stays text).
 INJECTED = '<img src=x onerror="window.pwned=1">'
+SAFE_URL = "https://ok.example/x"
+HOSTILE = f"{INJECTED} javascript:alert(1) {SAFE_URL}"
+FAQ_URL = "https://shop.example.test/winter/faq"
 
 
 def write_config(workdir: Path, daemon_port: int, shop_origin: str) -> Path:
@@ -34,7 +40,7 @@ def write_config(workdir: Path, daemon_port: int, shop_origin: str) -> Path:
     edits = [
         ('    contact: "+36 1 234 5678"\n', '    contact: "+36 1 234 5678"\n'
                                              '    override:\n      website-banner: {after: 0s}\n'),
-        ("    contact: https://shop.example.test/chat\n", f"    contact: '{INJECTED} chat'\n"),
+        ("    contact: https://shop.example.test/chat\n", f"    contact: '{HOSTILE}'\n"),
         ("  bind: 127.0.0.1:8765\n", f"  bind: 127.0.0.1:{daemon_port}\n"),
         ("    cors_origins: []", f"    cors_origins: [{shop_origin}]"),
     ]
@@ -133,6 +139,13 @@ def test_banner_appears_dismisses_and_goes_in_a_real_browser(tmp_path: Path, sho
         assert "help@shop.example.test" in body and INJECTED in body  # the markup is shown as text
         assert page.evaluate("() => window.pwned") is None
         assert page.locator("#continuity-banner img").count() == 0
+        # The hostile contact's https URL is a link (the only one), its javascript: URL is not.
+        links = page.locator("#continuity-banner a")
+        assert links.count() == 1
+        assert links.first.get_attribute("href") == SAFE_URL and links.first.text_content() == SAFE_URL
+        assert links.first.get_attribute("rel") == "noopener"
+        assert page.locator("#continuity-banner a[href^='javascript' i]").count() == 0
+        assert f"{SAFE_URL})." in body  # the ")" and "." that follow it stay text
         assert page.locator("#products").bounding_box() == products  # an overlay: nothing on the page moved
         close = page.get_by_role("button", name="Értesítés bezárása")
         assert close.count() == 1
@@ -167,5 +180,40 @@ def test_banner_appears_dismisses_and_goes_in_a_real_browser(tmp_path: Path, sho
         page.locator(".cb-banner").wait_for(state="detached", timeout=10_000)
         save(page, tmp_path, "banner-gone.png")
         assert (tmp_path / "banner-hu.png").stat().st_size > 1000
+    finally:
+        daemon.stop()
+
+
+def test_campaign_faq_link_is_clickable_in_a_real_browser(tmp_path: Path, shop: tuple[str, list[str]],
+                                                          browser: Any) -> None:
+    shop_url, shop_state = shop
+    daemon_port = free_port()
+    shop_state[0] = f"http://127.0.0.1:{daemon_port}"
+    config = write_config(tmp_path, daemon_port, shop_url)
+    # The daemon keeps the real clock; the campaign starts a few days ahead (more than campaigns.min_lead),
+    # and `tick` is run as of just after its launch, which switches the banner on in the ledger it reads.
+    start = (datetime.now(UTC) + timedelta(days=4)).replace(microsecond=0)
+    campaign = write(tmp_path, **{"start: 2026-12-01T08:00:00+01:00": f"start: {start.isoformat()}",
+                                  "end: 2026-12-03T20:00:00+01:00":
+                                      f"end: {(start + timedelta(days=2)).isoformat()}"})
+    daemon = DaemonProc(config, daemon_port)
+    daemon.start()
+    try:
+        registered = run_cli(tmp_path, "campaign", "register", str(campaign))
+        assert registered.returncode == 0, registered.stdout + registered.stderr
+        launched = run_cli(tmp_path, "tick", now=start + timedelta(minutes=1))
+        assert launched.returncode == 0, launched.stdout + launched.stderr
+
+        page = browser.new_page(viewport={"width": 1024, "height": 700})
+        page.goto(shop_url)
+        page.locator(".cb-banner").wait_for(state="visible", timeout=10_000)
+        assert page.locator(".cb-title").text_content() == "Winter Sale: most nagy az érdeklődés"
+        body = page.locator(".cb-body").first
+        assert f"A legtöbb kérdésre itt megtalálja a választ: {FAQ_URL}" in (body.text_content() or "")
+        link = body.locator("a")
+        assert link.count() == 1
+        assert link.get_attribute("href") == FAQ_URL and link.text_content() == FAQ_URL
+        assert page.evaluate("() => document.querySelector('#continuity-banner a').href") == FAQ_URL
+        save(page, tmp_path, "banner-campaign-hu.png")
     finally:
         daemon.stop()

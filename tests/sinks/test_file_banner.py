@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,46 @@ def test_text_is_escaped_never_markup(context: SinkContext, make_action: Any) ->
     assert "<script>" not in html and "<b>" not in html
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
     assert "Fish &amp; &lt;b&gt;chips&lt;/b&gt;<br>\nline 2" in html
+
+
+FAQ = "https://shop.example.test/winter/faq"
+# Body text -> the body paragraph as written to the HTML file: only http(s) URLs become links, everything
+# (the href included) is escaped, and the sentence's punctuation stays outside the link.
+LINKS = [
+    pytest.param(f"A legtöbb kérdésre itt megtalálja a választ: {FAQ}",
+                 f'A legtöbb kérdésre itt megtalálja a választ: <a href="{FAQ}">{FAQ}</a>', id="link-wrapped"),
+    pytest.param(f"See {FAQ}.", f'See <a href="{FAQ}">{FAQ}</a>.', id="trailing-period-outside"),
+    pytest.param(f"Questions? {FAQ}, {FAQ}; or ({FAQ})!",
+                 f'Questions? <a href="{FAQ}">{FAQ}</a>, <a href="{FAQ}">{FAQ}</a>; or (<a href="{FAQ}">{FAQ}</a>)!',
+                 id="punctuation-and-brackets-outside"),
+    pytest.param("https://wiki.example/Coat_(clothing)",
+                 '<a href="https://wiki.example/Coat_(clothing)">https://wiki.example/Coat_(clothing)</a>',
+                 id="balanced-bracket-kept"),
+    pytest.param("javascript:alert(1)", "javascript:alert(1)", id="javascript-not-linked"),
+    pytest.param("<img src=x onerror=alert(1)> javascript:alert(1) https://ok.example/x",
+                 '&lt;img src=x onerror=alert(1)&gt; javascript:alert(1) <a href="https://ok.example/x">'
+                 "https://ok.example/x</a>", id="hostile-text-one-link"),
+    pytest.param('https://x.example/a"onmouseover="alert(1)',
+                 '<a href="https://x.example/a&quot;onmouseover=&quot;alert(1)">'
+                 "https://x.example/a&quot;onmouseover=&quot;alert(1)</a>", id="quotes-in-url-escaped"),
+    pytest.param("https://x.example/?a=1&b='2'<script>",
+                 '<a href="https://x.example/?a=1&amp;b=&#x27;2">https://x.example/?a=1&amp;b=&#x27;2</a>'
+                 "&#x27;&lt;script&gt;", id="ampersand-escaped-markup-ends-url"),
+    pytest.param("ftp://files.example/x data:text/html,hi https:// https://.",
+                 "ftp://files.example/x data:text/html,hi https:// https://.", id="no-host-or-other-scheme"),
+    pytest.param(f"line one\n{FAQ}", f'line one<br>\n<a href="{FAQ}">{FAQ}</a>', id="line-break-kept"),
+]
+
+
+@pytest.mark.parametrize(("body", "expected"), LINKS)
+def test_urls_in_the_body_become_links(context: SinkContext, make_action: Any, body: str, expected: str) -> None:
+    message = Rendered("en", {"title": f"Winter Sale {FAQ}", "body": body})
+    assert run(make_sink(context), make_action(messages=[message])).ok
+
+    html = (context.base_dir / "site/banner/continuity-banner.html").read_text()
+    assert f'  <p class="continuity-banner-body">{expected}</p>\n' in html
+    assert "<strong>Winter Sale https://shop.example.test/winter/faq</strong>" in html  # titles stay plain text
+    assert all(href.startswith("https://") for href in re.findall(r'href="([^"]*)"', html))
 
 
 def test_files_are_readable_and_no_temp_files_are_left(context: SinkContext, make_action: Any) -> None:
