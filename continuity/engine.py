@@ -139,10 +139,21 @@ class Engine:
             self.loaded.playbooks[name], self.loaded.documents[name] = load_playbook(name, self.loaded.playbook_dirs)
         return self.loaded.playbooks[name]
 
+    def _targets(self, situation_id: int, step: StepSpec) -> list[str]:
+        """The step's sinks; a staff message also goes to the routes the situation names in `also_staff` (a
+        campaign's `brief.to`: whoever is briefed hears every later staff message too)."""
+        targets = list(self.loaded.targets(step))
+        if step.audience == "staff":
+            sit = self.store.get_situation(situation_id)
+            for route in (sit.data.get("also_staff") or []) if sit is not None else []:
+                if route in self.loaded.routes or route in self.loaded.sinks:
+                    targets += self.loaded.targets(step.model_copy(update={"to": route}))
+        return list(dict.fromkeys(targets))
+
     def _plan(self, situation_id: int, phase: str, step: StepSpec, occurrence: int, due: datetime,
               tag: str | int | None = None) -> list[int]:
         ids = []
-        for sink_name in self.loaded.targets(step):
+        for sink_name in self._targets(situation_id, step):
             inst = self.sink_instances[sink_name]
             key = f"s{situation_id}/{phase}/{step.id}/{tag if tag is not None else occurrence}/{sink_name}"
             row_id = self.store.insert_step(

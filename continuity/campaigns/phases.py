@@ -87,10 +87,13 @@ def _shift(engine: Engine, run: CampaignRun, campaign: Campaign) -> int:
 
 
 def _situation_data(engine: Engine, run: CampaignRun, campaign: Campaign, **extra: Any) -> dict[str, Any]:
+    # also_staff: the engine sends every staff message of the surge (briefing, reminder, launch note, what
+    # changed, summary) to the campaign's brief.to routes as well.
     return {"campaign": {"name": run.name, "run": run.run, "version": run.version,
                          "starts_at": run.starts_at.isoformat(), "ends_at": run.ends_at.isoformat(),
                          "shift": _shift(engine, run, campaign), "snapshot": campaign.model_dump(mode="json"),
-                         **extra}}
+                         **extra},
+            "also_staff": list(campaign.brief.to)}
 
 
 # register / update / cancel / brief ---------------------------------------------------------------------------
@@ -232,19 +235,6 @@ def _open(engine: Engine, run: CampaignRun, *, by: str | None = None) -> None:
                              anchors=anchors)
         sid = opened.situation.id
         set_run(engine.store, run.id, at=now, situation_id=sid)
-        # The briefing and the other staff messages also go to the campaign's own routes (brief.to).
-        pb = engine.playbook_named(c.playbook)
-        for step in pb.steps:
-            if step.audience != "staff":
-                continue
-            due = now + step.after if step.at is None else anchors[step.at]
-            if due is None:
-                continue
-            if step.at is not None:
-                due += step.after
-            for to in c.brief.to:
-                if to != step.to:
-                    engine._plan(sid, "open", step.model_copy(update={"to": to}), 1, due)
 
 
 def _timeline(engine: Engine, situation_id: int) -> tuple[list[dict[str, Any]], list[str]]:

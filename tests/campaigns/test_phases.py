@@ -3,8 +3,10 @@ once; cancelled before launch; surviving a restart; recurring; updated with staf
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +15,7 @@ from continuity.campaigns.store import get_run, latest_run, runs, versions
 from continuity.engine import Engine
 from continuity.errors import InputError
 from tests.campaigns.kit import WINTER, banner, outbox_text, sent, write
-from tests.conftest import NOW, MakeEngine
+from tests.conftest import NOW, Configure, MakeEngine
 
 START = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)  # 08:00 in Budapest
 END = datetime(2026, 12, 3, 19, 0, tzinfo=UTC)
@@ -294,3 +296,31 @@ def test_update_while_live_reissues_the_notices(engine: MakeEngine, workdir: Pat
     at(eng, END + timedelta(days=1))
     assert latest_run(eng.store, "winter-sale").state == "ended"  # type: ignore[union-attr]
     assert banner(workdir) is None
+
+
+def test_the_people_briefed_hear_every_later_staff_message(configure: Configure, engine: MakeEngine,
+                                                           workdir: Path) -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["sinks"]["leads_box"] = {"type": "outbox", "directory": "leads"}
+        cfg["routes"]["leads"] = ["leads_box"]
+
+    configure(edit)
+    eng = engine()
+    phases.register(eng, write(workdir, **{"load: 2x": "load: 2x\nbrief:\n  to: [staff, leads]"}), by="marketing")
+    at(eng, BRIEF)
+    at(eng, REMINDER)
+    changed = write(workdir, name="v2.yaml", **{"load: 2x": "load: 2x\nbrief:\n  to: [staff, leads]",
+                                               "discount: 15%": "discount: 20%"})
+    phases.update(eng, "winter-sale", changed, by="marketing")
+    at(eng, START)
+    at(eng, END)
+
+    def steps_in(folder: str) -> Counter[str]:
+        names = [p.name for p in (workdir / folder).iterdir() if "-apply-" in p.name]
+        return Counter(n.split("-s1-", 1)[1].rsplit("-apply-", 1)[0] for n in names)
+
+    staff, leads = steps_in("outbox"), steps_in("leads")
+    expected = {"brief", "reminder", "campaign-changed", "launch-staff", "summary"}
+    assert expected <= set(leads), leads
+    assert all(leads[s] == staff[s] == 1 for s in expected), (staff, leads)
+    assert not {"launch-notice", "launch-autoreply", "launch-status"} & set(leads), "customer texts stay out"
