@@ -315,6 +315,31 @@ def report(
 
 @app.command()
 @guarded
+def retry(
+    step: Annotated[int, typer.Argument(help="Ledger id of a failed step (see status or report).")],
+    by: Annotated[str | None, typer.Option("--by", help="Who asks (default: your user name).")] = None,
+    as_json: JSON = False,
+) -> None:
+    """Send a failed step again now, with a fresh round of retries.
+
+    For a sink that was down longer than the automatic retries lasted (X answering 503 for an hour): the post,
+    banner or message goes out as it would have. Refused for a customer-facing step of a closed situation.
+    """
+    eng = engine()
+    row = eng.retry(step, by=who(by))
+    results = eng.run_due([row.situation_id])
+    mine = [r for r in results if r.row.id == row.id]
+    if as_json:
+        print_json({"ok": bool(mine) and mine[0].state == "done", "step": row.id,
+                    "ran": [r.as_dict() for r in results]})
+    else:
+        console().print(f"Step {row.id} ({row.step_id} → {row.sink}) sent again.", markup=False)
+        _results_table(results, "Ran")
+    _exit_for(results)
+
+
+@app.command()
+@guarded
 def confirm(
     step: Annotated[int, typer.Argument(help="Ledger id of an `uncertain` step (see status).")],
     sent: Annotated[bool, typer.Option("--sent/--not-sent",
