@@ -51,7 +51,7 @@ def test_a_step_whose_retries_ran_out_is_sent_again_on_request(configure: Config
     again = cli("retry", str(step), now=NOW + timedelta(minutes=21))
     assert again.returncode == 2 and "is done; only a failed step can be sent again" in again.stderr
     missing = cli("retry", "999", now=NOW + timedelta(minutes=21))
-    assert missing.returncode == 2 and "no step with id 999" in missing.stderr
+    assert missing.returncode == 2 and "error: no step with id 999" in missing.stderr  # not "continuity.yaml: …"
 
 
 def test_a_closed_outage_is_not_announced_again(configure: Configure, cli: RunCli, http_server: HttpServer,

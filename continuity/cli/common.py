@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import typer
 
 from continuity.clock import Clock, SystemClock, parse_clock_override
-from continuity.errors import ContinuityError, ExitCode, InputError
+from continuity.errors import ContinuityError, ExitCode, InputError, InputErrors, Location
 
 if TYPE_CHECKING:
     from continuity.config.loader import LoadedConfig
@@ -62,8 +62,15 @@ def load() -> LoadedConfig:
     path = STATE.config_path
     if not path.exists():
         hint = " (run `continuity init` to create one)" if path.name == "continuity.yaml" else ""
-        raise InputError(f"config file not found{hint}", location=None) from None
-    return load_config(path)
+        raise InputError(f"config file not found{hint}", Location(str(path))) from None
+    try:
+        return load_config(path)
+    except InputError as exc:  # InputErrors too: a problem found loading the config is in the config
+        errors = exc.errors if isinstance(exc, InputErrors) else [exc]
+        for e in errors:
+            if e.location is None:
+                e.location = Location(str(path))
+        raise
 
 
 def engine(loaded: LoadedConfig | None = None) -> Engine:
@@ -128,15 +135,9 @@ def guarded(func: Callable[P, R]) -> Callable[P, R]:
 
 
 def report_error(exc: ContinuityError, as_json: bool) -> None:
-    from continuity.errors import InputErrors
 
+    # Errors about the config carry its location (see `load`); the others are about the command line.
     errors = exc.errors if isinstance(exc, InputErrors) else [exc]
-    if STATE.config_path and isinstance(exc, InputError):
-        for e in errors:
-            if e.location is None:
-                from continuity.errors import Location
-
-                e.location = Location(str(STATE.config_path))
     if as_json:
         print_json({"ok": False, "exit_code": int(exc.exit_code),
                     "errors": [{"message": e.message, "file": e.location.file if e.location else None,

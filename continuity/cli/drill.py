@@ -22,11 +22,12 @@ def drill(
     duration: Annotated[str | None, typer.Option("--duration", help="How long the rehearsed outage lasts "
                                                  "(default: long enough for every step and two reminders).")] = None,
     playbook: Annotated[str | None, typer.Option("--playbook", help="Rehearse another playbook (plan B).")] = None,
-    reason: Annotated[str, typer.Option("--reason")] = "Drill: rehearsal of the outage playbook",
+    reason: Annotated[str, typer.Option("--reason", help="The reason the rehearsed messages quote.")] = \
+        "Drill: rehearsal of the outage playbook",
     eta: Annotated[str | None, typer.Option("--eta", help="ETA to rehearse with, e.g. 2h.")] = "2h",
     outbox: Annotated[Path | None, typer.Option("--outbox", help="Folder for the drill's messages and ledger "
                                                 "(default: a new temporary folder).")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable timeline on stdout.")] = False,
 ) -> None:
     """Rehearse CHANNEL's outage playbook end to end, safely.
 
