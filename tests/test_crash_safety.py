@@ -37,9 +37,17 @@ def situations(workdir: Path) -> list[sqlite3.Row]:
     return query(workdir, "SELECT * FROM situations")
 
 
-def check_invariants(workdir: Path, smtp: SmtpServer) -> dict[str, int]:
+def went_out(workdir: Path) -> set[tuple[str, str, str]]:
+    """(step, phase, sink) of every row that ran: what an uninterrupted run sends."""
+    return {(r["step_id"], r["phase"], r["sink"]) for r in ledger(workdir) if r["state"] in ("done", "undone")}
+
+
+def check_invariants(workdir: Path, smtp: SmtpServer, expected: set[tuple[str, str, str]]) -> dict[str, int]:
     rows = ledger(workdir)
     states = Counter(r["state"] for r in rows)
+    # Never lost: everything an uninterrupted run sends went out here too (or waits for the operator's word).
+    settled = {(r["step_id"], r["phase"], r["sink"]) for r in rows if r["state"] in ("done", "undone", "uncertain")}
+    assert expected <= settled, sorted(expected - settled)
     # Nothing left behind: every row reached an end state or waits for an operator's word.
     assert set(states) <= {"done", "undone", "cancelled", "uncertain"}, states
     sits = situations(workdir)
@@ -84,6 +92,8 @@ def test_sigkill_anywhere_never_twice_never_lost(tmp_path: Path, seed: int) -> N
             started = time.monotonic()
             run(calibration, now, *args)
             spans.append(time.monotonic() - started)
+        expected = went_out(calibration.parent)
+        assert ("staff-runbook", "open", "staff_mail") in expected and ("website-banner", "undo", "website") in expected
         smtp.recorder.messages.clear()
 
         def at(phase: int) -> float:
@@ -104,7 +114,7 @@ def test_sigkill_anywhere_never_twice_never_lost(tmp_path: Path, seed: int) -> N
             restored = run(config, T_RESTORE, "restore", "phone", "--json")
             assert restored.returncode in (0, 1), restored.stderr
             assert run(config, T_RESTORE, "tick").returncode in (0, 1)
-            states = check_invariants(workdir, smtp)
+            states = check_invariants(workdir, smtp, expected)
             status = json.loads(run(config, T_RESTORE, "status", "--json").stdout)
             assert status["open"] == []
             if states.get("uncertain"):

@@ -9,6 +9,7 @@ failure for one address does not send the others a second copy.
 from __future__ import annotations
 
 import hashlib
+import ssl
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Literal
@@ -17,6 +18,7 @@ from pydantic import Field, field_validator, model_validator
 
 from continuity.config.envrefs import Secret
 from continuity.mailpolicy import MAIL
+from continuity.probes.netreason import network_reason
 from continuity.sinks.base import Action, Outcome, Sink, SinkContext, SinkSettings
 
 LOCALE_SEPARATOR = "\n\n" + "-" * 40 + "\n\n"
@@ -28,6 +30,7 @@ class EmailSettings(SinkSettings):
     host: str = "localhost"
     port: int = Field(default=587, ge=1, le=65535)
     security: Literal["starttls", "tls", "none"] = "starttls"
+    verify_tls: bool = True  # off only for a private server with a self-signed certificate
     username: str | None = None
     password: Secret | None = None
     sender: str
@@ -121,6 +124,7 @@ class EmailSink(Sink):
             start_tls=s.security == "starttls",
             username=s.username,
             password=s.password.get_secret_value() if s.password is not None else None,
+            validate_certs=s.verify_tls,
             timeout=s.timeout,
         )
         sent = 0
@@ -135,11 +139,16 @@ class EmailSink(Sink):
                     )
                     self._delivered.add((action.key, recipient))
                     sent += 1
-        except aiosmtplib.SMTPException as exc:
-            return self._judge(exc, sent, len(pending))
-        except OSError as exc:
-            where = self._where(sent, len(pending))
-            return Outcome.retry(f"{where}connection to the mail server failed ({type(exc).__name__})")
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            tls = _tls_error(exc)
+            if tls is not None:  # a certificate is fixed by a person, not by retrying
+                return Outcome.fail(f"{self._where(sent, len(pending))}TLS with the mail server at {s.host}:{s.port} "
+                                    f"failed: {network_reason(tls, s.timeout)} (trust its certificate, or set "
+                                    "verify_tls: false for a private server)")
+            if isinstance(exc, aiosmtplib.SMTPException):
+                return self._judge(exc, sent, len(pending))
+            return Outcome.retry(f"{self._where(sent, len(pending))}cannot reach the mail server at "
+                                 f"{s.host}:{s.port}: {network_reason(exc, s.timeout)}")
         return Outcome.success(f"sent to {sent} recipient(s)")
 
     def _where(self, sent: int, total: int) -> str:
@@ -162,7 +171,9 @@ class EmailSink(Sink):
             return Outcome.retry(answer) if 400 <= exc.code < 500 else Outcome.fail(answer)
         if isinstance(exc, aiosmtplib.SMTPConnectError | aiosmtplib.SMTPServerDisconnected):
             s = self.settings
-            return Outcome.retry(f"{where}cannot reach the mail server at {s.host}:{s.port}")
+            cause = exc.__cause__
+            why = f": {network_reason(cause, s.timeout)}" if isinstance(cause, OSError) else ""
+            return Outcome.retry(f"{where}cannot reach the mail server at {s.host}:{s.port}{why}")
         # What is left is raised by the client itself about the server's abilities (no STARTTLS, no AUTH,
         # no SMTPUTF8): a setting to change, not something a retry fixes.
         message = self._scrub(getattr(exc, "message", "") or str(exc))
@@ -175,3 +186,15 @@ class EmailSink(Sink):
 
         password = self.settings.password.get_secret_value() if self.settings.password is not None else None
         return scrub(text, password, limit=200)
+
+
+def _tls_error(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS failure behind an SMTP error (aiosmtplib wraps it as the cause), if that is what it was."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None

@@ -4,7 +4,8 @@ Plain classes (start/stop or `with`), no pytest here: the fixtures that share th
 and anything else that needs a mailbox (auto-responder, campaigns) can build its own on top of these.
 
 - `DovecotServer`: a private Dovecot under a temp dir, IMAP and LMTP on free ports, users in passwd-files
-  (`add_user` works while it runs), `deliver()` over LMTP.
+  (`add_user` works while it runs), `deliver()` over LMTP; given `tls_cert`/`tls_key`, also STARTTLS on the
+  IMAP port and IMAPS on `imaps_port`.
 - `SmtpRelay`: aiosmtpd accepting SMTP and passing each message to Dovecot's LMTP; it can also refuse
   (`mode="refuse"`, e.g. 451 or 550) or accept and drop (`mode="swallow"`), and check an AUTH PLAIN login.
 - `SippServer`: SIPp answering OPTIONS with a chosen status line, over UDP or TCP.
@@ -149,6 +150,19 @@ service lmtp {{
 }}
 """
 
+_DOVECOT_TLS_CONF = """\
+ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}
+service imap-login {{
+  inet_listener imaps {{
+    address = {host}
+    port = {imaps_port}
+    ssl = yes
+  }}
+}}
+"""
+
 
 @dataclass(frozen=True)
 class MailUser:
@@ -159,11 +173,17 @@ class MailUser:
 class DovecotServer:
     """A private Dovecot: `with DovecotServer() as dc: dc.deliver(dc.user.address, raw)`."""
 
-    def __init__(self, users: dict[str, str] | None = None) -> None:
+    def __init__(self, users: dict[str, str] | None = None, tls_cert: Path | None = None,
+                 tls_key: Path | None = None) -> None:
         self.users = dict(users or {"support@example.test": "secret"})
         self.host = HOST
         self.imap_port = 0
         self.lmtp_port = 0
+        # With a certificate and key (PEM files): STARTTLS on imap_port and implicit TLS on imaps_port.
+        if (tls_cert is None) != (tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        self.tls_cert, self.tls_key = tls_cert, tls_key
+        self.imaps_port = 0
         self.root: Path | None = None
         self.pid: int | None = None
 
@@ -201,7 +221,7 @@ class DovecotServer:
         (root / "dovecot.conf").write_text(_DOVECOT_CONF.format(
             root=root, host=self.host, uid=uid, gid=gid, unprivileged=unprivileged,
             imap_port=self.imap_port, lmtp_port=self.lmtp_port,
-        ))
+        ) + self._tls_conf())
         out = root / "start.out"
         try:
             # Output to a file, not a pipe: the daemonised master inherits it and would hold a pipe open.
@@ -217,6 +237,15 @@ class DovecotServer:
             self.stop()
             raise
         return self
+
+    def _tls_conf(self) -> str:
+        """Settings appended after _DOVECOT_CONF when TLS is wanted ("" otherwise): a later setting wins and
+        a repeated service section is merged into the first, so the base config stays as it is."""
+        if self.tls_cert is None or self.tls_key is None:
+            return ""
+        self.imaps_port = free_port()
+        return _DOVECOT_TLS_CONF.format(cert=self.tls_cert, key=self.tls_key, host=self.host,
+                                        imaps_port=self.imaps_port)
 
     @staticmethod
     def _wait_pid(path: Path, timeout: float) -> int:
