@@ -354,8 +354,10 @@ def confirm(
     eng = engine()
     row = eng.confirm(step, sent=sent, by=who(by))
     results = [] if sent else eng.run_due([row.situation_id])
+    row = eng.store.get_step(row.id) or row  # after the resend, not before it
     if as_json:
-        print_json({"ok": True, "step": row.id, "state": row.state, "ran": [r.as_dict() for r in results]})
+        print_json({"ok": not any(r.state in ("failed", "uncertain") for r in results), "step": row.id,
+                    "state": row.state, "ran": [r.as_dict() for r in results]})
     else:
         console().print(f"Step {row.id} ({row.step_id} → {row.sink}) marked {'sent' if sent else 'not sent'}.",
                         markup=False)
