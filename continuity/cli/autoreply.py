@@ -89,6 +89,8 @@ def status(
         error = b["last_error"] or b["last_send_error"] or ""
         if b["last_error"] and b["last_error_at"]:
             error += f" at {b['last_error_at']}"
+            if b["last_ok_at"] and b["last_ok_at"] > b["last_error_at"]:  # ISO times in UTC compare as text
+                error += f" (connected again at {b['last_ok_at']})"
         table.add_row(esc(f"{b['name']}\n{b['address'] or '(not configured)'}"), state, str(c["sent"]),
                       esc(skipped), str(c["queued"] + c["sending"]), str(c["uncertain"]), str(c["failed"]),
                       esc(error))
