@@ -442,49 +442,6 @@ class Engine:
 
         return asyncio.run(self.run_due_async(situation_ids, inline))
 
-    def confirm(self, step_row_id: int, *, sent: bool, by: str) -> StepRecord:
-        """The operator settles an `uncertain` step: it went out (done) or it did not (run it again)."""
-        row = self.store.get_step(step_row_id)
-        if row is None:
-            raise InputError(f"no step with id {step_row_id}")
-        if row.state != "uncertain":
-            raise InputError(f"step {step_row_id} is {row.state}, not uncertain")
-        now = self.clock.now()
-        with self.store.transaction():
-            if sent:
-                self.store.set_step(row.id, expect=("uncertain",), state="done", finished_at=now,
-                                    detail=f"confirmed sent by {by}")
-            else:
-                self.store.set_step(row.id, expect=("uncertain",), state="failed", next_retry_at=now,
-                                    last_error=f"confirmed not sent by {by}; sending again")
-            self.store.add_event(row.situation_id, now, "confirmed",
-                                 f"{row.step_id} → {row.sink} confirmed {'sent' if sent else 'not sent'} by {by}")
-        updated = self.store.get_step(row.id)
-        assert updated is not None
-        return updated
-
-    def retry(self, step_row_id: int, *, by: str) -> StepRecord:
-        """The operator sends a failed step again, with a fresh round of retries (X was down longer than the
-        backoff lasted). A customer-facing step of a closed situation is not sent: it would announce an outage
-        that is over; its close messages and switch-offs still can be."""
-        row = self.store.get_step(step_row_id)
-        if row is None:
-            raise InputError(f"no step with id {step_row_id}")
-        if row.state != "failed":
-            raise InputError(f"step {step_row_id} is {row.state}; only a failed step can be sent again")
-        sit = self.store.get_situation(row.situation_id)
-        if sit is not None and not sit.is_open and row.phase not in ("close", "undo"):
-            raise InputError(f"situation #{sit.id} is closed: sending {row.step_id!r} now would tell people about "
-                             "something that is over")
-        now = self.clock.now()
-        with self.store.transaction():
-            self.store.set_step(row.id, expect=("failed",), attempts=0, next_retry_at=now,
-                                last_error=f"{row.last_error or 'failed'}; sent again by {by}")
-            self.store.add_event(row.situation_id, now, "retry", f"{row.step_id} → {row.sink} sent again by {by}")
-        updated = self.store.get_step(row.id)
-        assert updated is not None
-        return updated
-
 
 def failures(results: list[StepResult]) -> list[StepResult]:
     return [r for r in results if r.state in ("failed", "uncertain")]

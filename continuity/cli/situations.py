@@ -325,8 +325,10 @@ def retry(
     For a sink that was down longer than the automatic retries lasted (X answering 503 for an hour): the post,
     banner or message goes out as it would have. Refused for a customer-facing step of a closed situation.
     """
+    from continuity.settle import retry as send_again
+
     eng = engine()
-    row = eng.retry(step, by=who(by))
+    row = send_again(eng, step, by=who(by))
     results = eng.run_due([row.situation_id])
     mine = [r for r in results if r.row.id == row.id]
     if as_json:
@@ -351,8 +353,10 @@ def confirm(
 
     Nothing is re-sent unless you say it did not go out (--not-sent).
     """
+    from continuity.settle import confirm as settle
+
     eng = engine()
-    row = eng.confirm(step, sent=sent, by=who(by))
+    row = settle(eng, step, sent=sent, by=who(by))
     results = [] if sent else eng.run_due([row.situation_id])
     row = eng.store.get_step(row.id) or row  # after the resend, not before it
     if as_json:
