@@ -6,6 +6,7 @@ production, so a test that passes has exercised the real HTTP and SMTP code path
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import socket
 import threading
@@ -21,7 +22,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from continuity.clock import ManualClock
-from continuity.sinks.base import Action, Rendered, SinkContext
+from continuity.sinks.base import Action, Outcome, Rendered, Sink, SinkContext
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
@@ -236,3 +237,15 @@ def smtp_server() -> Iterator[SmtpRecorder]:
         yield recorder
     finally:
         controller.stop()
+
+
+def apply_once(sink: Sink, action: Action) -> Outcome:
+    """Apply one action in a fresh event loop and close the sink after it, as the runner does."""
+
+    async def go() -> Outcome:
+        try:
+            return await sink.apply(action)
+        finally:
+            await sink.aclose()
+
+    return asyncio.run(go())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import Any
@@ -11,8 +10,9 @@ import pytest
 from pydantic import ValidationError
 
 from continuity.config.envrefs import FromEnv
-from continuity.sinks.base import Action, Outcome, Rendered, SinkContext
+from continuity.sinks.base import Action, Rendered, SinkContext
 from continuity.sinks.chat import ChatSink
+from tests.sinks.conftest import apply_once as run
 
 TOKEN = "xoxb-Ch4t-t0ken-5ecret"
 
@@ -21,16 +21,6 @@ def make_sink(context: SinkContext, *urls: str) -> ChatSink:
     """A sink whose URLs count as written with ${ENV} references, as the config demands."""
     cfg = ChatSink.Settings.model_validate({"urls": [FromEnv(u) for u in urls]})
     return ChatSink("staff-chat", cfg, context)
-
-
-def run(sink: ChatSink, action: Action) -> Outcome:
-    async def go() -> Outcome:
-        try:
-            return await sink.apply(action)
-        finally:
-            await sink.aclose()
-
-    return asyncio.run(go())
 
 
 def json_url(port: int, path: str = "/chat") -> str:

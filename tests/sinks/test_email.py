@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import email
 import email.policy
 from email.message import EmailMessage
@@ -12,8 +11,9 @@ import pytest
 from pydantic import ValidationError
 
 from continuity.config.envrefs import FromEnv
-from continuity.sinks.base import Action, Outcome, Rendered, SinkContext
+from continuity.sinks.base import Action, Rendered, SinkContext
 from continuity.sinks.email import EmailSink, message_id
+from tests.sinks.conftest import apply_once as run
 
 SMTP_USER = "ops"
 SMTP_PASSWORD = "pw-Sm7p-s3cret"  # the same as the fixture's
@@ -32,16 +32,6 @@ def make_sink(context: SinkContext, port: int, **extra: Any) -> EmailSink:
         }
     )
     return EmailSink("team-mail", cfg, context)
-
-
-def run(sink: EmailSink, action: Action) -> Outcome:
-    async def go() -> Outcome:
-        try:
-            return await sink.apply(action)
-        finally:
-            await sink.aclose()
-
-    return asyncio.run(go())
 
 
 def parse(raw: bytes) -> EmailMessage:

@@ -8,7 +8,6 @@ at once, saying so: retrying does not fix a certificate.
 
 from __future__ import annotations
 
-import asyncio
 import email
 import email.policy
 from collections.abc import Iterator
@@ -20,9 +19,11 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from continuity.config.envrefs import FromEnv
-from continuity.sinks.base import Action, Outcome, SinkContext
+from continuity.sinks.base import Action, SinkContext
 from continuity.sinks.email import EmailSink
 from tests.sinks.conftest import SMTP_PASSWORD, SMTP_USER, MakeAction, SmtpRecorder, free_port
+from tests.sinks.conftest import apply_once as run
+from tests.sinks.test_email import make_sink as plain_sink
 from tests.tlscerts import TlsFiles, make_tls_files
 
 MODES = ["starttls", "tls"]
@@ -76,28 +77,8 @@ def tls_smtp(request: pytest.FixtureRequest, tls_files: TlsFiles) -> Iterator[Tl
 
 
 def make_sink(context: SinkContext, server: TlsRecorder, password: str = SMTP_PASSWORD, **extra: Any) -> EmailSink:
-    cfg = EmailSink.Settings.model_validate({
-        **extra,
-        "host": "127.0.0.1",
-        "port": server.port,
-        "security": server.mode,
-        "username": SMTP_USER,
-        "password": FromEnv(password),
-        "sender": "Continuity <continuity@example.org>",
-        "to": ["lead@example.org", "Agent Two <two@example.org>"],
-        "timeout": 5,
-    })
-    return EmailSink("team-mail", cfg, context)
-
-
-def run(sink: EmailSink, action: Action) -> Outcome:
-    async def go() -> Outcome:
-        try:
-            return await sink.apply(action)
-        finally:
-            await sink.aclose()
-
-    return asyncio.run(go())
+    return plain_sink(context, server.port, security=server.mode, username=SMTP_USER, password=FromEnv(password),
+                      timeout=5, **extra)
 
 
 def notify(make_action: MakeAction) -> Action:
