@@ -23,6 +23,7 @@ from continuity.config.yamlsrc import pretty_path
 from continuity.durations import format_duration
 from continuity.errors import InputError, InputErrors, Location
 from continuity.sinks.base import Rendered
+from continuity.store import store_path
 from continuity.store.records import SituationRecord, StepRecord
 from continuity.store.sqlite import SqliteStore
 from continuity.templating import TemplateCatalog
@@ -145,16 +146,6 @@ def _when(row: StepRecord, before: StepRecord | None, sit: SituationRecord, on_u
     return f"now, overdue (was due at +{format_duration(row.due_at - sit.opened_at)})"
 
 
-def store_path(loaded: LoadedConfig) -> Path:
-    """The SQLite file the config names, resolved as `continuity.store.open_store` does."""
-    url = loaded.store_url
-    if not url.startswith("sqlite:///"):
-        scheme = url.split(":", 1)[0]
-        raise InputError(f"unsupported store URL scheme {scheme!r}; use sqlite:///path/to/continuity.db")
-    path = Path(url[len("sqlite:///"):])
-    return path if path.is_absolute() else loaded.base_dir / path
-
-
 @contextmanager
 def scratch_copy(loaded: LoadedConfig) -> Iterator[SqliteStore | None]:
     """A private, throw-away copy of the store to replay the engine on; None when there is no store yet.
@@ -164,7 +155,7 @@ def scratch_copy(loaded: LoadedConfig) -> Iterator[SqliteStore | None]:
     into the -shm). The main file is read before the WAL, and both again if either changed meanwhile, so a
     writer's checkpoint cannot mix versions; the copy's own recovery keeps only committed transactions.
     """
-    path = store_path(loaded)
+    path = store_path(loaded.store_url, loaded.base_dir)
     if not path.is_file():
         yield None
         return

@@ -8,16 +8,18 @@ from continuity.errors import InputError
 from continuity.store.sqlite import SqliteStore
 
 
+def store_path(url: str, base_dir: Path) -> Path:
+    """The SQLite file a store URL names; a relative path is relative to the config file's folder."""
+    if not url.startswith("sqlite:///"):
+        scheme = url.split(":", 1)[0]
+        raise InputError(f"unsupported store URL scheme {scheme!r}; use sqlite:///path/to/continuity.db")
+    path = Path(url[len("sqlite:///") :])
+    return path if path.is_absolute() else base_dir / path
+
+
 def open_store(url: str, base_dir: Path) -> SqliteStore:
-    """Open the store a URL names; relative SQLite paths are relative to the config file's folder."""
-    if url.startswith("sqlite:///"):
-        raw = url[len("sqlite:///") :]
-        path = Path(raw)
-        if not path.is_absolute():
-            path = base_dir / path
-        return SqliteStore(path)
-    scheme = url.split(":", 1)[0]
-    raise InputError(f"unsupported store URL scheme {scheme!r}; use sqlite:///path/to/continuity.db")
+    """Open (creating it if need be) the store a URL names."""
+    return SqliteStore(store_path(url, base_dir))
 
 
-__all__ = ["SqliteStore", "open_store"]
+__all__ = ["SqliteStore", "open_store", "store_path"]
