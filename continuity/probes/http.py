@@ -18,6 +18,7 @@ from pydantic import Field, field_validator, model_validator
 from continuity.config.envrefs import EnvHeaders, EnvUrl, Secret
 from continuity.config.models import Duration
 from continuity.probes.base import Probe, ProbeContext, ProbeResult, ProbeSettings
+from continuity.probes.httpclient import ClientSlot
 from continuity.probes.tcp import describe_network_error
 
 if TYPE_CHECKING:
@@ -132,8 +133,8 @@ class HttpProbe(Probe):
         super().__init__(settings, context)
         # httpx verifies TLS per client, not per request: a probe told not to verify cannot use a shared,
         # verifying client, so it makes its own.
-        self._shared = client if settings.verify_tls else None
-        self._own: httpx.AsyncClient | None = None
+        self._http = ClientSlot(client if settings.verify_tls else None, verify=settings.verify_tls,
+                                timeout=self.timeout)
         self._regex = re.compile(settings.regex) if settings.regex else None
         self._read_body = settings.method != "HEAD"
         headers = {"User-Agent": USER_AGENT, **settings.headers}
@@ -143,13 +144,7 @@ class HttpProbe(Probe):
         self._max_latency = settings.max_latency.total_seconds() if settings.max_latency else None
 
     def _client(self) -> httpx.AsyncClient:
-        if self._shared is not None:
-            return self._shared
-        if self._own is None:
-            import httpx
-
-            self._own = httpx.AsyncClient(verify=self.settings.verify_tls, timeout=self.timeout)
-        return self._own
+        return self._http.get()
 
     async def check(self) -> ProbeResult:
         import httpx
@@ -201,10 +196,7 @@ class HttpProbe(Probe):
             await response.aclose()
 
     async def aclose(self) -> None:
-        """Close the client this probe made; a shared one belongs to whoever passed it in."""
-        if self._own is not None:
-            await self._own.aclose()
-            self._own = None
+        await self._http.aclose()
 
 
 def _decode(body: bytes, charset: str | None) -> str:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from continuity.config.envrefs import EnvUrl
 from continuity.probes.base import Probe, ProbeContext, ProbeResult, ProbeSettings, Status
 from continuity.probes.http import USER_AGENT, check_http_url, url_host
+from continuity.probes.httpclient import ClientSlot
 from continuity.probes.tcp import describe_network_error
 
 if TYPE_CHECKING:
@@ -100,18 +101,11 @@ class StatuspageProbe(Probe):
     def __init__(self, settings: StatuspageSettings, context: ProbeContext, *,
                  client: httpx.AsyncClient | None = None) -> None:
         super().__init__(settings, context)
-        self._shared = client
-        self._own: httpx.AsyncClient | None = None
+        self._http = ClientSlot(client, timeout=self.timeout, follow_redirects=True)
         self.url = summary_url(settings.url)
 
     def _client(self) -> httpx.AsyncClient:
-        if self._shared is not None:
-            return self._shared
-        if self._own is None:
-            import httpx
-
-            self._own = httpx.AsyncClient(timeout=self.timeout, follow_redirects=True)
-        return self._own
+        return self._http.get()
 
     async def check(self) -> ProbeResult:
         import httpx
@@ -138,10 +132,7 @@ class StatuspageProbe(Probe):
         return self.result(status, started, reason)
 
     async def aclose(self) -> None:
-        """Close the client this probe made; a shared one belongs to whoever passed it in."""
-        if self._own is not None:
-            await self._own.aclose()
-            self._own = None
+        await self._http.aclose()
 
 
 # Component state → (status, words for the reason); "degraded_performance" is the configurable one.

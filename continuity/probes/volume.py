@@ -26,6 +26,7 @@ from pydantic import Field, field_validator, model_validator
 from continuity.config.envrefs import EnvHeaders, EnvUrl, Secret
 from continuity.probes.base import Probe, ProbeContext, ProbeResult, ProbeSettings
 from continuity.probes.http import MAX_BODY, USER_AGENT, check_http_url, url_host
+from continuity.probes.httpclient import ClientSlot
 from continuity.probes.imap import ImapFailure, ImapSession, Security, _text, imap_reason, mailbox_name
 from continuity.probes.netreason import scrub
 from continuity.probes.tcp import describe_network_error
@@ -182,8 +183,8 @@ class VolumeProbe(Probe):
     def __init__(self, settings: VolumeSettings, context: ProbeContext, *,
                  client: httpx.AsyncClient | None = None) -> None:
         super().__init__(settings, context)
-        self._shared = client if settings.verify_tls else None
-        self._own: httpx.AsyncClient | None = None
+        self._http = ClientSlot(client if settings.verify_tls else None, verify=settings.verify_tls,
+                                timeout=self.timeout)
         self._keys = parse_pointer(settings.pointer) if settings.pointer is not None else []
 
     @property
@@ -242,13 +243,7 @@ class VolumeProbe(Probe):
     # http -----------------------------------------------------------------------------------------------------
 
     def _client(self) -> httpx.AsyncClient:
-        if self._shared is not None:
-            return self._shared
-        if self._own is None:
-            import httpx
-
-            self._own = httpx.AsyncClient(verify=self.settings.verify_tls, timeout=self.timeout)
-        return self._own
+        return self._http.get()
 
     async def _fetch_number(self) -> float:
         import httpx
@@ -275,10 +270,7 @@ class VolumeProbe(Probe):
         return number_at(document, self._keys)
 
     async def aclose(self) -> None:
-        """Close the client this probe made; a shared one belongs to whoever passed it in."""
-        if self._own is not None:
-            await self._own.aclose()
-            self._own = None
+        await self._http.aclose()
 
 
 class _StatusSession(ImapSession):
