@@ -237,6 +237,17 @@ def imap_reason(exc: BaseException, timeout: float, password: str | None) -> str
     return network_reason(exc, timeout)
 
 
+def examine(session: ImapSession, username: str, password: str, mailbox: str) -> None:
+    """Connect, log in and open the mailbox read-only (EXAMINE), then log out: the store and the auth backend
+    work, and no flag changes. Blocking: run it in a thread."""
+    try:
+        session.open()
+        session.login(username, password)
+        session.select(mailbox, readonly=True)
+    finally:
+        session.close()
+
+
 class ImapProbe(Probe):
     """Logs in to the staff mailbox and opens it read-only: proves the store and the auth backend work."""
 
@@ -248,13 +259,8 @@ class ImapProbe(Probe):
 
     def _run(self, deadline: float) -> None:
         s = self.settings
-        session = ImapSession(s.host, s.port, s.security, s.verify_tls, deadline)
-        try:
-            session.open()
-            session.login(s.username, s.password.get_secret_value())
-            session.select(s.mailbox, readonly=True)
-        finally:
-            session.close()
+        examine(ImapSession(s.host, s.port, s.security, s.verify_tls, deadline), s.username,
+                s.password.get_secret_value(), s.mailbox)
 
     async def check(self) -> ProbeResult:
         started = time.perf_counter()

@@ -117,17 +117,11 @@ class AutoreplySettings(SinkSettings):
 
 def check_mailbox(settings: AutoreplySettings) -> None:
     """Log in and open the mailbox read-only (EXAMINE), then log out. Blocking: run it in a thread."""
-    from continuity.probes.imap import ImapSession
+    from continuity.probes.imap import ImapSession, examine
 
-    timeout = settings.timeout.total_seconds()
     session = ImapSession(settings.imap_host, settings.imap_port_number, settings.imap_security,
-                          settings.verify_tls, time.monotonic() + timeout)
-    try:
-        session.open()
-        session.login(settings.imap_login, settings.imap_password.get_secret_value())
-        session.select(settings.mailbox, readonly=True)
-    finally:
-        session.close()
+                          settings.verify_tls, time.monotonic() + settings.timeout.total_seconds())
+    examine(session, settings.imap_login, settings.imap_password.get_secret_value(), settings.mailbox)
 
 
 class AutoreplySink(Sink):
