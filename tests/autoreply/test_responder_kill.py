@@ -12,10 +12,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -30,22 +29,13 @@ from tests.autoreply.respkit import (
     maildir_drop,
 )
 from tests.conftest import Configure, MakeEngine
+from tests.crashkit import wait_for
 from tests.probes import peerfixtures
 from tests.probes.mailpeers import DovecotServer, MailUser, free_port, mail_message
 
 dovecot = peerfixtures.dovecot
 mail_user = peerfixtures.mail_user
 BACKLOG = 150
-
-
-def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture
@@ -78,7 +68,7 @@ def test_daemon_killed_mid_backlog_answers_nothing_twice(
 
     first = start_daemon(config, mail_user.password, 1)
     try:
-        wait_for(lambda: len(relay.accepted) >= 30, 30, "the first answers")
+        wait_for(lambda: len(relay.accepted) >= 30, 30, "the first answers", every=0.02)
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(10)  # reaped: a zombie would still look like a live owner
@@ -88,7 +78,8 @@ def test_daemon_killed_mid_backlog_answers_nothing_twice(
     second = start_daemon(config, mail_user.password, 2)
     try:
         wait_for(lambda: db_rows(store, "SELECT COUNT(*) FROM autoreply_messages WHERE state IN "
-                                        "('sent', 'uncertain')")[0][0] == BACKLOG, 40, "the whole backlog")
+                                        "('sent', 'uncertain')")[0][0] == BACKLOG, 40, "the whole backlog",
+                 every=0.02)
     finally:
         second.send_signal(signal.SIGTERM)
         assert second.wait(20) == 0

@@ -13,14 +13,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.crashkit import ROOT, Recorder, free_port
+from tests.crashkit import ROOT, Recorder, free_port, wait_for
 
 ESCALATION = 6  # seconds after opening: the test config's stand-in for the 30-minute escalation
 TOKEN = "t0ken-for-tests"  # CONTINUITY_API_TOKEN of every daemon started here, unless a test removes it
@@ -114,16 +114,6 @@ class DaemonProc:
 
     def log_text(self) -> str:
         return "\n".join(Path(p).read_text() for p in self.logs)
-
-
-def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def db(workdir: Path, sql: str) -> list[tuple[Any, ...]]:
