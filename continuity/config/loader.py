@@ -311,22 +311,32 @@ def _check_degraded_playbooks(loaded: LoadedConfig, doc: Document,
         name = ch.health.degraded_playbook if ch.health is not None else None
         if name is None:
             continue
-        where = ("channels", ch_name, "health", "degraded_playbook")
-        try:
-            if name not in loaded.playbooks:
-                loaded.playbooks[name], loaded.documents[name] = load_playbook(name, loaded.playbook_dirs)
-        except InputErrors as exc:
-            errors.extend(exc.errors)
-            continue
-        except InputError as exc:
-            errors.append(doc.error(where, exc.message) if exc.location is None else exc)
-            continue
-        if loaded.playbooks[name].kind != "degraded":
-            errors.append(doc.error(where, f"playbook {name!r} is of kind {loaded.playbooks[name].kind!r}; "
-                                           "a degraded_playbook must be of kind 'degraded'"))
-            continue
-        pairs.append((ch_name, loaded.playbooks[name]))
+        playbook = _playbook_of_kind(loaded, doc, ("channels", ch_name, "health", "degraded_playbook"), name,
+                                     "degraded", "a degraded_playbook", errors)
+        if playbook is not None:
+            pairs.append((ch_name, playbook))
     return pairs
+
+
+def _playbook_of_kind(loaded: LoadedConfig, doc: Document, where: Path_, name: str, kind: str, what: str,
+                      errors: list[InputError]) -> Playbook | None:
+    """The playbook a config field names, loaded once into `loaded`; None (and an error at `where`) when it is
+    missing, broken or of another kind."""
+    try:
+        if name not in loaded.playbooks:
+            loaded.playbooks[name], loaded.documents[name] = load_playbook(name, loaded.playbook_dirs)
+    except InputErrors as exc:
+        errors.extend(exc.errors)
+        return None
+    except InputError as exc:
+        errors.append(doc.error(where, exc.message) if exc.location is None else exc)
+        return None
+    playbook = loaded.playbooks[name]
+    if playbook.kind != kind:
+        errors.append(doc.error(where, f"playbook {name!r} is of kind {playbook.kind!r}; {what} must be of kind "
+                                       f"{kind!r}"))
+        return None
+    return playbook
 
 
 def _check_surge(loaded: LoadedConfig, doc: Document, errors: list[InputError]) -> list[tuple[str, Playbook]]:
@@ -357,23 +367,10 @@ def _check_surge(loaded: LoadedConfig, doc: Document, errors: list[InputError]) 
                 errors.extend(validation_errors(doc, exc, where))
                 continue
             loaded.surge_probes.setdefault(ch_name, []).append(ProbeInstance(ch_name, i, cls, settings))
-        where_pb = ("channels", ch_name, "surge", "playbook")
-        try:
-            if surge.playbook not in loaded.playbooks:
-                loaded.playbooks[surge.playbook], loaded.documents[surge.playbook] = load_playbook(
-                    surge.playbook, loaded.playbook_dirs)
-        except InputErrors as exc:
-            errors.extend(exc.errors)
-            continue
-        except InputError as exc:
-            errors.append(doc.error(where_pb, exc.message) if exc.location is None else exc)
-            continue
-        if loaded.playbooks[surge.playbook].kind != "surge":
-            errors.append(doc.error(where_pb, f"playbook {surge.playbook!r} is of kind "
-                                    f"{loaded.playbooks[surge.playbook].kind!r}; a surge playbook must be of kind "
-                                    "'surge'"))
-            continue
-        pairs.append((ch_name, loaded.playbooks[surge.playbook]))
+        playbook = _playbook_of_kind(loaded, doc, ("channels", ch_name, "surge", "playbook"), surge.playbook,
+                                     "surge", "a surge playbook", errors)
+        if playbook is not None:
+            pairs.append((ch_name, playbook))
     return pairs
 
 
