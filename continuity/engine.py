@@ -35,6 +35,9 @@ LATE_AFTER = timedelta(minutes=2)
 # An ETA that moves less than this is not news: typing `--eta 2h` again a few minutes later must not
 # re-announce to every customer.
 ETA_TOLERANCE = timedelta(minutes=10)
+# The staff message that says a step's outcome is unknown and how to settle it.
+UNSURE_STEP = "step-uncertain"
+UNSURE_TEMPLATE = "daemon/staff-step-uncertain"
 
 
 def _proc_start(pid: int) -> str:
@@ -337,9 +340,10 @@ class Engine:
                 else:
                     self.store.set_step(row.id, expect=("running",), state="uncertain", owner=None, finished_at=now,
                                         last_error="interrupted by a crash while sending: it may or may not have "
-                                                   "gone out; check, then `continuity confirm`")
+                                                   "gone out; check, then `continuity settle ID sent|resend`")
                     self.store.add_event(row.situation_id, now, "uncertain",
                                          f"{row.step_id} → {row.sink}: outcome unknown after a crash")
+                    self._tell_unsure(row, now)
         return stale
 
     def claim_due(self, situation_ids: Sequence[int] | None = None) -> list[StepRecord]:
@@ -393,6 +397,13 @@ class Engine:
                                 and other.state in ("done", "uncertain"):
                             # finished_at stays the time it went on: the undo row records the switch-off
                             self.store.set_step(other.id, state="undone")
+            elif outcome.status == "uncertain":
+                state = "uncertain"
+                self.store.set_step(row.id, expect=("running",), state="uncertain", owner=None, finished_at=now,
+                                    last_error=outcome.detail[:2000], next_retry_at=None)
+                self.store.add_event(row.situation_id, now, "uncertain",
+                                     f"{row.step_id} → {row.sink}: {outcome.detail}")
+                self._tell_unsure(row, now)
             else:
                 state = "failed"
                 retryable = outcome.status == "retryable" and row.attempts < policy.attempts
@@ -413,6 +424,25 @@ class Engine:
         updated = self.store.get_step(row.id)
         assert updated is not None
         return updated, state, delay
+
+    def _tell_unsure(self, row: StepRecord, now: datetime) -> None:
+        """Tell staff once that a message may or may not have gone out, and how to settle it. Not for a staff
+        message about uncertainty itself (that would tell them again about telling them)."""
+        if row.step_id == UNSURE_STEP:
+            return
+        sit = self.store.get_situation(row.situation_id)
+        if sit is None:
+            return
+        unsure = list(sit.data.get("unsure") or [])
+        if any(u.get("id") == row.id for u in unsure):
+            return
+        unsure.append({"id": row.id, "step": row.step_id, "sink": row.sink})
+        self.store.update_situation(sit.id, data={**sit.data, "unsure": unsure})
+        from continuity.config.models import StepSpec
+
+        staff = StepSpec(id=UNSURE_STEP, action="notify", to="staff", template=UNSURE_TEMPLATE)
+        if all(t in self.sink_instances for t in self._targets(sit.id, staff)):  # a config with no staff route
+            self.note(sit.id, UNSURE_STEP, UNSURE_TEMPLATE)
 
     async def run_due_async(self, situation_ids: Sequence[int] | None = None, inline: bool = True) -> list[StepResult]:
         from continuity.runner import Runner

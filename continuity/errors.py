@@ -2,7 +2,8 @@
 
     ContinuityError            base: a message for the operator, never a traceback
     ├── InputError             bad config, playbook, template, argument (exit 2); carries file:line field
-    └── OperationFailed        the operation ran but something in it failed (exit 1)
+    ├── OperationFailed        the operation ran but something in it failed (exit 1)
+    └── StoreBusy              the store stayed locked by another process for too long (exit 75)
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ class ExitCode(IntEnum):
     OK = 0
     FAILED = 1
     BAD_INPUT = 2
+    # The store was locked by another process (a backup, a stuck command) longer than `store.busy_timeout`:
+    # nothing was recorded, run the command again. 75 is sysexits' EX_TEMPFAIL.
+    STORE_BUSY = 75
 
 
 @dataclass(frozen=True)
@@ -67,3 +71,10 @@ class InputErrors(InputError):
 
 class OperationFailed(ContinuityError):
     exit_code = ExitCode.FAILED
+
+
+class StoreBusy(ContinuityError):
+    """Another process held the store's write lock longer than we may wait: nothing of this command was
+    recorded, so running it again is safe."""
+
+    exit_code = ExitCode.STORE_BUSY

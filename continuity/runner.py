@@ -61,7 +61,8 @@ class Runner:
         sink = self._sinks.get(name)
         if sink is None:
             inst = self.engine.sink_instances[name]
-            sink = inst.cls(name, inst.settings, SinkContext(self.engine.loaded.base_dir, self.engine.clock))
+            sink = inst.cls(name, inst.settings,
+                            SinkContext(self.engine.loaded.base_dir, self.engine.clock, StoreMarks(self.engine)))
             self._sinks[name] = sink
         return sink
 
@@ -195,3 +196,31 @@ class Runner:
                 results.append(StepResult(row, "failed", self.hide(
                     row.sink, f"{detail} (not recorded: {type(exc).__name__}: {exc})")))
         return results
+
+
+class StoreMarks:
+    """The sinks' send marks, in the store: each one written (and synced) before the sink goes on."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.store = engine.store
+        self.clock = engine.clock
+
+    def _get(self, key: str, part: str) -> tuple[str, str] | None:
+        return self.store.send_marks(key).get(part)
+
+    def state(self, key: str, part: str) -> str | None:
+        got = self._get(key, part)
+        return got[0] if got else None
+
+    def detail(self, key: str, part: str) -> str:
+        got = self._get(key, part)
+        return got[1] if got else ""
+
+    def ending(self, key: str, part: str) -> None:
+        self.store.set_send_mark(key, part, "ending", self.clock.now())
+
+    def sent(self, key: str, part: str, detail: str = "") -> None:
+        self.store.set_send_mark(key, part, "sent", self.clock.now(), detail)
+
+    def forget(self, key: str, part: str) -> None:
+        self.store.set_send_mark(key, part, None, self.clock.now())

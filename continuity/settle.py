@@ -21,6 +21,9 @@ def confirm(engine: Engine, step_row_id: int, *, sent: bool, by: str) -> StepRec
         raise InputError(f"step {step_row_id} is {row.state}, not uncertain")
     now = engine.clock.now()
     with engine.store.transaction():
+        # The parts a sink left at its point of no return (an e-mail recipient whose final dot got no reply)
+        # take the same word: sent, or forgotten so the resend covers exactly them.
+        engine.store.settle_send_marks(row.key, sent, now)
         if sent:
             engine.store.set_step(row.id, expect=("uncertain",), state="done", finished_at=now,
                                   detail=f"confirmed sent by {by}")

@@ -156,6 +156,8 @@ def template_context(
         "step_id": step_id,
         "plan_b": playbook.plan_b if playbook else None,
         "maintenance": maintenance,
+        # steps whose outcome nobody knows (a mail server that took a message but never confirmed it)
+        "unsure": [Obj(u) for u in (situation.data or {}).get("unsure", [])],
         "campaign": _campaign(loaded, situation, playbook, locale, now),
     }
 

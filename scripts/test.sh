@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs (Python packages, the Debian servers it talks to on loopback:
-# Dovecot for IMAP, SIPp for SIP, and Chromium for the browser test), then run the whole suite. Extra
-# arguments go to pytest.
+# Install everything the test suite needs, then run the whole suite:
+#  - the Debian servers the tests talk to on loopback (Dovecot for IMAP and LMTP, SIPp for SIP, Chromium for the
+#    browser tests, which the playwright package drives without a browser download);
+#  - the Python packages, into a virtualenv of the checkout's own (.venv, created when missing), so that a package
+#    some other program put on this machine cannot hide one the test extras forgot to name.
+# Then ruff and pytest, all from that virtualenv. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# chromium: the browser tests/public drives through the playwright package (Debian's build, no download).
 debs=(dovecot-imapd dovecot-lmtpd sip-tester chromium)
 missing=()
 for pkg in "${debs[@]}"; do
@@ -18,6 +20,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e '.[test]'
-python3 -m ruff check continuity tests
-exec python3 -m pytest "$@"
+venv="${CONTINUITY_VENV:-.venv}"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+py="$venv/bin/python"
+"$py" -m pip install -q --disable-pip-version-check -e '.[test]'
+"$py" -m ruff check continuity tests
+export PATH="$PWD/$venv/bin:$PATH"
+exec "$py" -m pytest "$@"

@@ -43,10 +43,13 @@ class Recorder:
 
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
-        self.messages: list[Any] = []
+        self.messages: list[Any] = []  # taken: the server answered 250
+        self.arrived: list[str] = []  # Message-IDs whose final dot reached the server, answered or not
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
+        with self.lock:
+            self.arrived.append(str(message_from_bytes(envelope.content)["Message-ID"]))
         if self.delay:
             import asyncio
 

@@ -187,7 +187,7 @@ def test_drill_prints_a_timeline_and_writes_only_its_own_folder(workdir: Path, c
     assert offsets == sorted(offsets) and offsets[-1] > 3600
 
 
-COMMANDS = ["outage", "restore", "status", "tick", "history", "report", "confirm", "retry", "init", "validate",
+COMMANDS = ["outage", "restore", "status", "tick", "history", "report", "settle", "retry", "init", "validate",
             "schema", "drill"]
 
 

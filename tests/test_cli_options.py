@@ -1,5 +1,5 @@
 """Options of the real CLI that staff rely on: CONTINUITY_CONFIG, `outage --by`, `history --since`, a drill's
-private folder, and `confirm --sent / --not-sent` on a step whose outcome a SIGKILL left `uncertain`.
+private folder, and `settle ID sent|resend` on a step whose outcome a SIGKILL left `uncertain`.
 
 Every command runs as `python -m continuity` in a subprocess; the e-mail sink talks to a real aiosmtpd server
 on 127.0.0.1 that can be told to stall inside its DATA handler (the message is in, the answer never comes).
@@ -251,7 +251,7 @@ def test_a_negative_drill_speed_exits_2(cli: RunCli, workdir: Path) -> None:
     assert tree(workdir) == [CONFIG_NAME]
 
 
-# (e) confirm --sent / --not-sent -----------------------------------------------------------------------------
+# (e) settle ID sent / resend -----------------------------------------------------------------------------------
 
 
 class StallingSmtp:
@@ -324,24 +324,39 @@ def _outage_killed_mid_send(workdir: Path, server: StallingSmtp) -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
-def _uncertain_after_tick(cli: RunCli) -> int:
-    """`tick` after the crash: the interrupted e-mail step becomes `uncertain`, loudly (exit 1)."""
+def _uncertain_after_tick(cli: RunCli, server: StallingSmtp) -> int:
+    """`tick` after the crash: the interrupted e-mail step becomes `uncertain`, loudly (exit 1), and staff are
+    told once, with the command that settles it."""
+    server.stall.clear()  # from now on the server answers at once: a resend would show up
     text = cli("tick", now=NOW)
     assert text.returncode == 1, text.stdout + text.stderr
     status = ok_json(cli("status", "--json", now=NOW))
     [sit] = status["open"]
     [row] = [s for s in sit["steps"] if s["sink"] == "staff_mail" and s["step"] == "staff-runbook"]
     assert row["state"] == "uncertain"
-    # Only the interrupted send is in doubt; the hourly reminder by e-mail waits for its time.
-    assert [s["state"] for s in sit["steps"] if s["sink"] == "staff_mail" and s["step"] != "staff-runbook"] == [
-        "planned"]
-    assert f"continuity confirm {row['id']} --sent" in text.stderr
+    # Only the interrupted send is in doubt; the hourly reminder by e-mail waits for its time, and the message
+    # telling staff about the doubt went out.
+    assert sorted((s["step"], s["state"]) for s in sit["steps"]
+                  if s["sink"] == "staff_mail" and s["step"] != "staff-runbook") == [
+        ("staff-reminder", "planned"), ("step-uncertain", "done")]
+    assert f"continuity settle {row['id']} sent" in text.stderr
     assert [a["id"] for a in sit["attention"]] == [row["id"]]
-    # Another tick neither sends it nor flags it again (cron would repeat the alarm every minute); status keeps
-    # showing it until someone confirms.
+    with server.lock:
+        [note] = [m for m in server.messages if "Check whether a message went out" in str(m["Subject"])]
+    body = note.get_payload(decode=True).decode()
+    assert f"step {row['id']}: staff-runbook → staff_mail" in body and "continuity settle ID resend" in body
+    # Another tick neither sends it nor flags it nor tells staff again (cron would repeat the alarm every
+    # minute); status keeps showing it until someone settles it.
     again = ok_json(cli("tick", "--json", now=NOW))
     assert (again["ran"], again["recovered"], again["uncertain"]) == ([], [], [])
     return int(row["id"])
+
+
+def _runbook_ids(server: StallingSmtp) -> list[str]:
+    """Message-IDs of the staff runbook as the server received it (not the note about it)."""
+    with server.lock:
+        return [str(m["Message-ID"]) for m in server.messages
+                if "Check whether a message went out" not in str(m["Subject"])]
 
 
 def _staff_mail_state(cli: RunCli, step_id: int) -> str:
@@ -353,64 +368,68 @@ def _staff_mail_state(cli: RunCli, step_id: int) -> str:
     raise AssertionError(f"step {step_id} not in status")
 
 
-def test_confirm_sent_marks_an_uncertain_step_done_and_sends_nothing(
+def test_settle_sent_marks_an_uncertain_step_done_and_sends_nothing(
         configure: Configure, cli: RunCli, workdir: Path, smtp: tuple[StallingSmtp, int]) -> None:
     server, port = smtp
     _mail_config(configure, port)
     _outage_killed_mid_send(workdir, server)
-    assert len(server.message_ids()) == 1
-    step = _uncertain_after_tick(cli)
-    server.stall.clear()  # from now on the server would answer at once: a resend would show up
+    assert len(_runbook_ids(server)) == 1
+    step = _uncertain_after_tick(cli, server)
 
-    confirmed = ok_json(cli("confirm", str(step), "--sent", "--by", "bela", "--json", now=NOW))
+    settled = ok_json(cli("settle", str(step), "sent", "--by", "bela", "--json", now=NOW))
 
-    assert (confirmed["step"], confirmed["state"], confirmed["ran"]) == (step, "done", [])
+    assert (settled["step"], settled["state"], settled["ran"]) == (step, "done", [])
     assert _staff_mail_state(cli, step) == "done"
     status = ok_json(cli("status", "--json", now=NOW))
     assert status["open"][0]["attention"] == []
     assert ok_json(cli("tick", "--json", now=NOW))["ran"] == []
     time.sleep(0.2)
-    assert len(server.message_ids()) == 1, "nothing is sent again"
+    assert len(_runbook_ids(server)) == 1, "nothing is sent again"
     report = ok_json(cli("report", str(status["open"][0]["id"]), "--format", "json", now=NOW))
     assert any("confirmed sent by bela" in e["text"] for e in report["timeline"])
 
 
-def test_confirm_not_sent_sends_the_step_again_exactly_once(
+def test_settle_resend_sends_the_step_again_exactly_once(
         configure: Configure, cli: RunCli, workdir: Path, smtp: tuple[StallingSmtp, int]) -> None:
     server, port = smtp
     _mail_config(configure, port)
     _outage_killed_mid_send(workdir, server)
-    step = _uncertain_after_tick(cli)
-    [first] = server.message_ids()
-    server.stall.clear()
+    step = _uncertain_after_tick(cli, server)
+    [first] = _runbook_ids(server)
 
-    confirmed = ok_json(cli("confirm", str(step), "--not-sent", "--json", now=NOW))
+    settled = ok_json(cli("settle", str(step), "resend", "--json", now=NOW))
 
-    assert confirmed["step"] == step
-    assert [(r["id"], r["state"]) for r in confirmed["ran"] if r["sink"] == "staff_mail"] == [(step, "done")]
+    assert settled["step"] == step
+    assert [(r["id"], r["state"]) for r in settled["ran"] if r["sink"] == "staff_mail"] == [(step, "done")]
     assert _staff_mail_state(cli, step) == "done"
     # The same message (same Message-ID, so a deduplicating mail system could drop it) arrived once more.
-    assert server.message_ids() == [first, first]
+    assert _runbook_ids(server) == [first, first]
     assert ok_json(cli("tick", "--json", now=NOW))["ran"] == []
     time.sleep(0.2)
-    assert len(server.message_ids()) == 2, "sent again exactly once"
-    # A step that is no longer uncertain cannot be confirmed again.
-    twice = cli("confirm", str(step), "--not-sent", now=NOW)
+    assert len(_runbook_ids(server)) == 2, "sent again exactly once"
+    # A step that is no longer uncertain cannot be settled again.
+    twice = cli("settle", str(step), "resend", now=NOW)
     assert twice.returncode == 2
     assert f"step {step} is done, not uncertain" in twice.stderr
-    assert len(server.message_ids()) == 2
+    assert len(_runbook_ids(server)) == 2
     # The JSON names the step's state once the command is over: it was sent again, so it is done (not the
     # intermediate `failed` that only schedules the resend).
-    assert confirmed["state"] == "done", confirmed
+    assert settled["state"] == "done", settled
+
+
+def test_settle_rejects_a_verdict_it_does_not_know(cli: RunCli) -> None:
+    out = cli("settle", "1", "maybe", now=NOW)
+    assert out.returncode == 2
+    assert "sent" in out.stderr and "resend" in out.stderr
 
 
 def test_confirm_not_sent_whose_resend_fails_exits_1_and_says_so(
         configure: Configure, cli: RunCli, workdir: Path, smtp: tuple[StallingSmtp, int]) -> None:
+    """`confirm ID --not-sent` is the older spelling of `settle ID resend` and still works."""
     server, port = smtp
     _mail_config(configure, port)
     _outage_killed_mid_send(workdir, server)
-    step = _uncertain_after_tick(cli)
-    server.stall.clear()
+    step = _uncertain_after_tick(cli, server)
     server.reject.set()  # the mail server now refuses the message for good (5xx: no retry)
 
     out = cli("confirm", str(step), "--not-sent", "--json", now=NOW)
@@ -420,5 +439,5 @@ def test_confirm_not_sent_whose_resend_fails_exits_1_and_says_so(
     [ran] = [r for r in doc["ran"] if r["id"] == step]
     assert ran["state"] == "failed" and "554" in ran["detail"]
     assert _staff_mail_state(cli, step) == "failed"
-    assert len(server.message_ids()) == 1  # only the copy from before the crash
+    assert len(_runbook_ids(server)) == 1  # only the copy from before the crash
     assert doc["ok"] is False, doc  # as `outage`, `restore` and `retry` say: ok only when nothing failed

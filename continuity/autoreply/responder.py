@@ -10,7 +10,8 @@ The ledger is the switch: an `autoreply` step to this mailbox, done and not undo
 opening (for a campaign: its launch, when the step switched on) are answered for it, and one answer covers
 every such situation. Each queued row holds all it
 needs to be sent, so the cursor moves on as soon as a batch is decided, and a restart first sends what
-was left queued. An answer being sent when the process died is `uncertain` and never sent again.
+was left queued. An answer whose final dot of DATA had gone to the server when the process died is
+`uncertain` and never sent again; one that had not got that far is queued again.
 
 An IMAP failure closes the connection, records the error and retries with backoff from the stored cursor;
 an SMTP failure pauses sending (the pool's backoff) with the answers kept queued: nothing is dropped.
@@ -426,7 +427,8 @@ class Responder:
                     if not claimed:
                         return
                     try:
-                        await lease.send(data, envelope, p.recipient)
+                        await lease.send(data, envelope, p.recipient,
+                                         functools.partial(self.db.write, self.state.mark_ending, p.key))
                     except SmtpTemporary as exc:
                         await self.db.write(self.state.requeue, p.key, str(exc))
                         raise

@@ -8,14 +8,15 @@ sorted by what they mean for the answer:
                     The whole pool then waits (exponential backoff), so a rate-limiting server is not hammered
                     by the other connections meanwhile.
     SmtpPermanent   5xx for this answer: it did not go out and never will as it is.
-    SmtpUncertain   the connection died or timed out during DATA: it may have gone out.
+    SmtpUncertain   the server had the final dot of DATA and its reply never came: it may have gone out.
+                    (A failure before the final dot did not deliver anything: SmtpTemporary.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -48,50 +49,45 @@ class Lease:
         self.reused = reused
         self.usable = True
 
-    async def send(self, message: bytes, sender: str, recipient: str) -> None:
-        """MAIL, RCPT, DATA; raises SmtpTemporary, SmtpPermanent or SmtpUncertain."""
+    async def send(self, message: bytes, sender: str, recipient: str,
+                   before_end: Callable[[], Awaitable[None] | None]) -> None:
+        """MAIL, RCPT, DATA; raises SmtpTemporary, SmtpPermanent or SmtpUncertain.
+
+        `before_end` runs just before the final dot (the caller records durably that the answer is about to
+        go out): everything before it is a safe retry, a lost reply after it is uncertain."""
         import aiosmtplib
 
-        try:
+        from continuity.net.smtp import AfterEnd, send_phased
+
+        timeout = self.pool.settings.timeout.total_seconds()
+        for attempt in (1, 2):
             try:
-                await self.smtp.mail(sender)
+                await send_phased(self.smtp, message, sender, recipient, before_end, timeout)
+            except AfterEnd as exc:
+                self.usable = False
+                self.pool.failed()
+                raise SmtpUncertain(self.pool.reason(exc.cause)) from None
+            except aiosmtplib.SMTPResponseException as exc:
+                # Before the dot or in reply to it, the server refused the answer: it did not take it.
+                if exc.code == 421 or not self.smtp.is_connected:
+                    self.usable = False
+                raise self.pool.refusal(exc) from None
             except aiosmtplib.SMTPServerDisconnected:
-                if not self.reused:
-                    raise
-                # An idle connection the server closed meanwhile: nothing was sent, open a fresh one.
-                self.smtp = await self.pool.connect()
-                self.reused = False
-                await self.smtp.mail(sender)
-            await self.smtp.rcpt(recipient)
-        except aiosmtplib.SMTPResponseException as exc:
-            await self._reset(exc.code)
-            raise self.pool.refusal(exc) from None
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            self.usable = False
-            self.pool.failed()  # a dropped line pauses the pool like a 4xx: no tight reconnect loop
-            raise SmtpTemporary(self.pool.reason(exc)) from None
-        try:
-            await self.smtp.data(message)
-        except aiosmtplib.SMTPResponseException as exc:
-            # The server answered the transfer with a code: it did not take the message.
-            await self._reset(exc.code)
-            raise self.pool.refusal(exc) from None
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            self.usable = False
-            self.pool.failed()
-            raise SmtpUncertain(self.pool.reason(exc)) from None
+                if attempt == 1 and self.reused:
+                    # An idle connection the server closed meanwhile: nothing was sent, open a fresh one.
+                    self.smtp.close()
+                    self.smtp = await self.pool.connect()
+                    self.reused = False
+                    continue
+                self.usable = False
+                self.pool.failed()  # a dropped line pauses the pool like a 4xx: no tight reconnect loop
+                raise SmtpTemporary("the mail server closed the connection before the answer was sent") from None
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                self.usable = False
+                self.pool.failed()
+                raise SmtpTemporary(self.pool.reason(exc)) from None
+            break
         self.pool.succeeded()
-
-    async def _reset(self, code: int) -> None:
-        import aiosmtplib
-
-        if code == 421 or not self.smtp.is_connected:
-            self.usable = False
-            return
-        try:
-            await self.smtp.rset()
-        except (aiosmtplib.SMTPException, OSError):
-            self.usable = False
 
 
 class SmtpPool:

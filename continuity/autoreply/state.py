@@ -162,9 +162,16 @@ class AutoreplyState:
         """Claim a queued answer right before it is handed to SMTP; False if it is not queued any more."""
         with self.store.transaction():
             cur = self.store.conn.execute(
-                "UPDATE autoreply_messages SET state = 'sending', owner = ?, answer_id = ?, attempts = attempts + 1"
-                " WHERE mailbox = ? AND key = ? AND state = 'queued'", (owner, answer_id, self.mailbox, key))
+                "UPDATE autoreply_messages SET state = 'sending', owner = ?, answer_id = ?, attempts = attempts + 1,"
+                " ending = 0 WHERE mailbox = ? AND key = ? AND state = 'queued'", (owner, answer_id, self.mailbox, key))
             return cur.rowcount == 1
+
+    def mark_ending(self, key: str) -> None:
+        """The answer's final dot is about to go to the server: from here on a lost reply means `uncertain`."""
+        with self.store.transaction():
+            self.store.conn.execute(
+                "UPDATE autoreply_messages SET ending = 1 WHERE mailbox = ? AND key = ? AND state = 'sending'",
+                (self.mailbox, key))
 
     def mark_sent(self, key: str, now: datetime) -> None:
         with self.store.transaction():
@@ -176,7 +183,7 @@ class AutoreplyState:
         """A temporary failure: the answer certainly did not go out (the server said so); try again later."""
         with self.store.transaction():
             self.store.conn.execute(
-                "UPDATE autoreply_messages SET state = 'queued', owner = NULL, last_error = ?"
+                "UPDATE autoreply_messages SET state = 'queued', owner = NULL, last_error = ?, ending = 0"
                 " WHERE mailbox = ? AND key = ? AND state = 'sending'", (error[:500], self.mailbox, key))
 
     def mark_uncertain(self, key: str, error: str) -> None:
@@ -213,26 +220,34 @@ class AutoreplyState:
             (self.mailbox, row.recipient, *row.situations))
 
     def recover(self, alive: Any) -> list[str]:
-        """Answers left `sending` by a process that died become `uncertain` and are NOT sent again.
+        """Answers left `sending` by a process that died: those that reached the final dot of DATA become
+        `uncertain` and are NOT sent again; the others never reached the server and go back to `queued`.
 
-        The process died between handing the answer to SMTP and recording the server's 250: it may have gone
-        out. A second identical answer is worse for a customer than a missing automatic one (staff still
-        answer every mail), so the row stays visible in `autoreply status` instead. `alive(owner)` says
-        whether the owning process still runs.
+        A process that died between the final dot and recording the server's 250 may have sent the answer. A
+        second identical answer is worse for a customer than a missing automatic one (staff still answer every
+        mail), so the row stays visible in `autoreply status` instead. `alive(owner)` says whether the owning
+        process still runs. Returns the keys made uncertain.
         """
         rows = self.store.conn.execute(
-            "SELECT key, owner FROM autoreply_messages WHERE mailbox = ? AND state = 'sending'",
+            "SELECT key, owner, ending FROM autoreply_messages WHERE mailbox = ? AND state = 'sending'",
             (self.mailbox,)).fetchall()
-        stale = [r["key"] for r in rows if not alive(r["owner"])]
+        stale = [r for r in rows if not alive(r["owner"])]
         if stale:
             with self.store.transaction():
-                for key in stale:
-                    self.store.conn.execute(
-                        "UPDATE autoreply_messages SET state = 'uncertain', owner = NULL, last_error = ?"
-                        " WHERE mailbox = ? AND key = ? AND state = 'sending'",
-                        ("interrupted while sending: it may or may not have gone out; not sent again",
-                         self.mailbox, key))
-        return stale
+                for row in stale:
+                    if row["ending"]:
+                        self.store.conn.execute(
+                            "UPDATE autoreply_messages SET state = 'uncertain', owner = NULL, last_error = ?"
+                            " WHERE mailbox = ? AND key = ? AND state = 'sending'",
+                            ("interrupted at the end of sending: it may or may not have gone out; not sent again",
+                             self.mailbox, row["key"]))
+                    else:
+                        self.store.conn.execute(
+                            "UPDATE autoreply_messages SET state = 'queued', owner = NULL, last_error = ?"
+                            " WHERE mailbox = ? AND key = ? AND state = 'sending'",
+                            ("interrupted before the server had the answer; sending it again",
+                             self.mailbox, row["key"]))
+        return [r["key"] for r in stale if r["ending"]]
 
 
 def active_parts(store: SqliteStore, mailbox: str) -> list[Part]:

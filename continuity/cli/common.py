@@ -75,11 +75,20 @@ def load() -> LoadedConfig:
 
 def engine(loaded: LoadedConfig | None = None) -> Engine:
     from continuity.engine import Engine
-    from continuity.store import open_store
 
     loaded = loaded or load()
-    store = open_store(loaded.store_url, loaded.base_dir)
-    return Engine(loaded, store, clock())
+    return Engine(loaded, store_for(loaded), clock())
+
+
+def store_for(loaded: LoadedConfig) -> Any:
+    """The config's store; a busy one is waited for (saying so on stderr) up to `store.busy_timeout`."""
+    from continuity.store import open_store
+
+    def waiting(message: str) -> None:
+        err_console().print(message, markup=False, highlight=False)
+
+    return open_store(loaded.store_url, loaded.base_dir,
+                      busy_timeout=loaded.config.store.busy_timeout.total_seconds(), on_wait=waiting)
 
 
 def print_json(data: Any) -> None:

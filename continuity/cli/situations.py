@@ -1,8 +1,9 @@
-"""outage, restore, status, tick, history, report, confirm: what on-call staff run."""
+"""outage, restore, status, tick, history, report, settle: what on-call staff run."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -239,6 +240,8 @@ def tick(as_json: JSON = False) -> None:
     # Interrupted mid-send by a crash with a sink that cannot safely repeat: a person has to look.
     flagged = [row for row in (eng.store.get_step(r.id) for r in recovered) if row and row.state == "uncertain"]
     results = eng.run_due()
+    # ...and those a sink found in doubt just now (a mail server that took a message and never confirmed it)
+    flagged += [r.row for r in results if r.state == "uncertain" and r.row.id not in {f.id for f in flagged}]
     failed = any(r.state in ("failed", "uncertain") for r in results) or bool(flagged)
     if as_json:
         print_json({"ok": not failed, "recovered": [r.id for r in recovered], "uncertain": [r.id for r in flagged],
@@ -249,9 +252,9 @@ def tick(as_json: JSON = False) -> None:
         elif not flagged:
             console().print("Nothing due.")
         for row in flagged:
-            err_console().print(f"Step {row.id} ({row.step_id} → {row.sink}) was interrupted by a crash while "
-                                f"sending: check whether it went out, then `continuity confirm {row.id} --sent` "
-                                "or `--not-sent`.", markup=False)
+            err_console().print(f"Step {row.id} ({row.step_id} → {row.sink}) may or may not have gone out: check, "
+                                f"then `continuity settle {row.id} sent` or `continuity settle {row.id} resend`.",
+                                markup=False)
     if failed:
         raise typer.Exit(int(ExitCode.FAILED))
 
@@ -340,23 +343,11 @@ def retry(
     _exit_for(results)
 
 
-@app.command()
-@guarded
-def confirm(
-    step: Annotated[int, typer.Argument(help="Ledger id of an `uncertain` step (see status).")],
-    sent: Annotated[bool, typer.Option("--sent/--not-sent",
-                                       help="It did go out (mark done) / it did not (send it again).")],
-    by: Annotated[str | None, typer.Option("--by")] = None,
-    as_json: JSON = False,
-) -> None:
-    """Settle a step whose outcome was lost in a crash (state `uncertain`).
-
-    Nothing is re-sent unless you say it did not go out (--not-sent).
-    """
-    from continuity.settle import confirm as settle
+def _settle(step: int, sent: bool, by: str | None, as_json: bool) -> None:
+    from continuity.settle import confirm as settle_step
 
     eng = engine()
-    row = settle(eng, step, sent=sent, by=who(by))
+    row = settle_step(eng, step, sent=sent, by=who(by))
     results = [] if sent else eng.run_due([row.situation_id])
     row = eng.store.get_step(row.id) or row  # after the resend, not before it
     if as_json:
@@ -367,3 +358,40 @@ def confirm(
                         markup=False)
         _results_table(results, "Ran")
     _exit_for(results)
+
+
+class Verdict(StrEnum):
+    sent = "sent"
+    resend = "resend"
+
+
+@app.command()
+@guarded
+def settle(
+    step: Annotated[int, typer.Argument(help="Ledger id of an `uncertain` step (see `status`).")],
+    verdict: Annotated[Verdict, typer.Argument(
+        help="sent: it did arrive, mark it done and send nothing; resend: it did not, send it again now.")],
+    by: Annotated[str | None, typer.Option("--by", help="Who decided (default: your user name).")] = None,
+    as_json: JSON = False,
+) -> None:
+    """Settle a step nobody knows the outcome of (state `uncertain`).
+
+    A step is uncertain when the remote took a message but never confirmed it (a mail server that did not
+    answer the final dot in time) or a crash cut the sending off. continuity never sends it again on its own:
+    check the mailbox or the channel, then say `sent` or `resend`. Only the recipients left unconfirmed are
+    sent again.
+    """
+    _settle(step, verdict is Verdict.sent, by, as_json)
+
+
+@app.command(hidden=True)
+@guarded
+def confirm(
+    step: Annotated[int, typer.Argument(help="Ledger id of an `uncertain` step (see status).")],
+    sent: Annotated[bool, typer.Option("--sent/--not-sent",
+                                       help="It did go out (mark done) / it did not (send it again).")],
+    by: Annotated[str | None, typer.Option("--by")] = None,
+    as_json: JSON = False,
+) -> None:
+    """The older name of `settle`: `confirm ID --sent` is `settle ID sent`, `--not-sent` is `resend`."""
+    _settle(step, sent, by, as_json)

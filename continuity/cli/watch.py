@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from continuity.cli import app
-from continuity.cli.common import console, esc, guarded, load, print_json
+from continuity.cli.common import console, esc, guarded, load, print_json, store_for
 from continuity.errors import ExitCode, InputError
 
 if TYPE_CHECKING:
@@ -33,7 +33,6 @@ def daemon(
     from continuity import logs
     from continuity.clock import SystemClock
     from continuity.daemon.service import Daemon
-    from continuity.store import open_store
 
     if log_format not in ("text", "json"):
         raise InputError(f"--log-format {log_format!r}: expected text or json")
@@ -45,7 +44,7 @@ def daemon(
             DaemonConfig(bind=bind)
         except ValueError:
             raise InputError(f"--bind {bind!r}: expected HOST:PORT, e.g. 127.0.0.1:8765") from None
-    store = open_store(loaded.store_url, loaded.base_dir)
+    store = store_for(loaded)
     log = logs.setup(log_format)
     service = Daemon(loaded, store, SystemClock(), log, bind=bind)
     try:

@@ -226,6 +226,10 @@ class Channel(Strict):
 
 class StoreConfig(Strict):
     url: str = "sqlite:///continuity.db"
+    # How long a command waits for a store another process holds (a backup, a stuck command) before it gives
+    # up with exit 75 and nothing recorded. It says so on stderr as soon as it starts waiting.
+    busy_timeout: Duration = Field(default=timedelta(seconds=30),
+                                   description="how long to wait for a store another process holds (exit 75 after)")
 
     @field_validator("url")
     @classmethod

@@ -4,4 +4,7 @@ planned step at its due time from the ledger."""
 # Staff messages the daemon sends about an open situation (rendered by `validate` too).
 HEALTHY_TEMPLATE = "daemon/staff-channel-healthy"
 FLAPPING_TEMPLATE = "daemon/staff-flapping"
-DAEMON_TEMPLATES = (HEALTHY_TEMPLATE, FLAPPING_TEMPLATE)
+# The engine's own staff message, about a step whose outcome nobody knows; rendered by `validate` with these.
+from continuity.engine import UNSURE_TEMPLATE  # noqa: E402
+
+DAEMON_TEMPLATES = (HEALTHY_TEMPLATE, FLAPPING_TEMPLATE, UNSURE_TEMPLATE)

@@ -16,7 +16,7 @@ from continuity.campaigns import phases as campaigns
 from continuity.checks import ChannelCheck, ProbeSet
 from continuity.clock import Clock
 from continuity.config.loader import LoadedConfig
-from continuity.daemon import FLAPPING_TEMPLATE, HEALTHY_TEMPLATE
+from continuity.daemon import DAEMON_TEMPLATES, FLAPPING_TEMPLATE, HEALTHY_TEMPLATE
 from continuity.daemon.metrics import Metrics
 from continuity.daemon.surge import SurgeMonitor
 from continuity.engine import Engine
@@ -136,7 +136,7 @@ class Daemon:
         from continuity.variables import human_datetime, human_duration
 
         catalog = self.engine.catalog
-        wanted = {(HEALTHY_TEMPLATE, "staff"), (FLAPPING_TEMPLATE, "staff")}
+        wanted = {(template, "staff") for template in DAEMON_TEMPLATES}
         for playbook in self.loaded.channel_playbooks.values():
             wanted.update((step.template, step.audience) for _, step in playbook.all_steps())
         compiled = 0

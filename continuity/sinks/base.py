@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -87,7 +87,10 @@ class Action:
 
 @dataclass(frozen=True)
 class Outcome:
-    status: Literal["ok", "retryable", "error"]
+    """What a sink reports. `uncertain`: the remote may have acted but never confirmed (the reply to the final
+    dot of an e-mail never came); the runner neither retries it nor calls it done, a person settles it."""
+
+    status: Literal["ok", "retryable", "error", "uncertain"]
     detail: str = ""
     # The earliest a retry can succeed, when the remote said so (a rate limit's reset): the runner waits at
     # least this long instead of its own shorter backoff.
@@ -109,6 +112,10 @@ class Outcome:
     def fail(cls, detail: str) -> Outcome:
         return cls("error", detail)
 
+    @classmethod
+    def unsure(cls, detail: str) -> Outcome:
+        return cls("uncertain", detail)
+
 
 @dataclass(frozen=True)
 class RenderProblem:
@@ -123,12 +130,66 @@ class RenderProblem:
     field: str | None = None
 
 
+class SendMarks(Protocol):
+    """Durable notes of how far a sink got with each part of one action (a recipient, a chat target).
+
+    A sink whose sends cannot be repeated safely writes `ending` just before its point of no return and `sent`
+    once the remote confirmed; a retry or a restart reads them and never sends a part twice. The runner hands
+    every sink one backed by the store, so a restarted daemon still knows what it sent.
+    """
+
+    def state(self, key: str, part: str) -> str | None:
+        """'ending', 'sent' or None (never got that far)."""
+        ...
+
+    def ending(self, key: str, part: str) -> None:
+        """About to pass the point of no return for this part."""
+        ...
+
+    def sent(self, key: str, part: str, detail: str = "") -> None:
+        """The remote confirmed this part."""
+        ...
+
+    def forget(self, key: str, part: str) -> None:
+        """This part was refused after all: nothing went out, it may be sent again."""
+        ...
+
+    def detail(self, key: str, part: str) -> str:
+        """What `sent` recorded for this part ('' when nothing)."""
+        ...
+
+
+class MemoryMarks:
+    """SendMarks kept in this process only: for sinks used without a store (previews, a sink's own tests)."""
+
+    def __init__(self) -> None:
+        self._marks: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def state(self, key: str, part: str) -> str | None:
+        got = self._marks.get((key, part))
+        return got[0] if got else None
+
+    def ending(self, key: str, part: str) -> None:
+        self._marks[(key, part)] = ("ending", "")
+
+    def sent(self, key: str, part: str, detail: str = "") -> None:
+        self._marks[(key, part)] = ("sent", detail)
+
+    def forget(self, key: str, part: str) -> None:
+        self._marks.pop((key, part), None)
+
+    def detail(self, key: str, part: str) -> str:
+        got = self._marks.get((key, part))
+        return got[1] if got else ""
+
+
 @dataclass(frozen=True)
 class SinkContext:
-    """What a sink may know about its surroundings: where relative paths start, and the time."""
+    """What a sink may know about its surroundings: where relative paths start, the time, and its marks."""
 
     base_dir: Path
     clock: Clock
+    marks: SendMarks = field(default_factory=MemoryMarks)
 
 
 class Sink:

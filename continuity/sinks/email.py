@@ -1,9 +1,10 @@
 """Email through the team's own SMTP server, one message per recipient.
 
-One message per recipient so each carries a Message-ID derived from the action key and that recipient:
-mail systems that deduplicate by Message-ID then drop a resend after an uncertain crash. Recipients this
-process already delivered an action to are skipped when the runner retries the action, so a temporary
-failure for one address does not send the others a second copy.
+One message per recipient so each carries a Message-ID derived from the action key and that recipient, and
+each recipient's progress is recorded in the store's send marks: just before the final dot of DATA (the point
+of no return) and once the server confirmed. A retry or a restart skips recipients already sent; one whose
+final dot got no reply (a slow content filter, a dropped line, a crash) is `uncertain` for a person to settle,
+never a second copy (unless `resend_unconfirmed` says the server deduplicates by Message-ID).
 """
 
 from __future__ import annotations
@@ -12,14 +13,18 @@ import hashlib
 import ssl
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
-from typing import Literal
+from functools import partial
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from continuity.config.envrefs import Secret
 from continuity.mailpolicy import MAIL
 from continuity.probes.netreason import network_reason
-from continuity.sinks.base import Action, Outcome, Sink, SinkContext, SinkSettings
+from continuity.sinks.base import Action, Outcome, Sink, SinkSettings
+
+if TYPE_CHECKING:
+    import aiosmtplib
 
 LOCALE_SEPARATOR = "\n\n" + "-" * 40 + "\n\n"
 
@@ -36,6 +41,9 @@ class EmailSettings(SinkSettings):
     sender: str
     to: list[str] = Field(min_length=1)
     timeout: float = Field(default=30, gt=0)
+    # A message whose final dot got no reply may have been delivered. Off: it is reported uncertain for a person
+    # to settle. On: sent again, for a server the team knows drops a second copy by its Message-ID.
+    resend_unconfirmed: bool = False
 
     @field_validator("sender")
     @classmethod
@@ -83,16 +91,14 @@ class EmailSink(Sink):
     type_name = "email"
     Settings = EmailSettings
     actions = frozenset({"notify", "notice", "post"})
-    idempotent = False
+    # Re-running an action is safe: each recipient's progress is in the store's send marks (sent: skipped;
+    # interrupted at the final dot: reported uncertain, never sent again), so a crash loses nothing and
+    # repeats nothing.
+    idempotent = True
     reversible = False
     description = "a plain-text email through your SMTP server, one message per recipient"
 
     settings: EmailSettings
-
-    def __init__(self, name: str, settings: SinkSettings, context: SinkContext) -> None:
-        super().__init__(name, settings, context)
-        # (action key, recipient) pairs delivered by this process: a retry only goes to the rest.
-        self._delivered: set[tuple[str, str]] = set()
 
     def build(self, action: Action, recipient: str) -> EmailMessage:
         msg = EmailMessage(policy=MAIL)
@@ -111,12 +117,18 @@ class EmailSink(Sink):
     async def apply(self, action: Action) -> Outcome:
         import aiosmtplib
 
+        from continuity.net.smtp import AfterEnd, send_phased
+
         if not action.messages:
             return Outcome.fail("the step rendered no message to send")
-        pending = [r for r in self.settings.to if (action.key, r) not in self._delivered]
-        if not pending:
-            return Outcome.success("already sent to every recipient")
+        marks = self.context.marks
         s = self.settings
+        states = {r: marks.state(action.key, envelope_address(r)) for r in s.to}
+        unsure = [r for r, st in states.items() if st == "ending"]
+        pending = [r for r, st in states.items() if st is None]
+        if not pending:
+            return self._unsure(unsure, []) if unsure else Outcome.success("already sent to every recipient")
+        sent = 0
         smtp = aiosmtplib.SMTP(
             hostname=s.host,
             port=s.port,
@@ -127,19 +139,34 @@ class EmailSink(Sink):
             validate_certs=s.verify_tls,
             timeout=s.timeout,
         )
-        sent = 0
+        late: list[str] = []  # sent the final dot, no reply: on this call
         try:
-            # One connection for all recipients of this action.
-            async with smtp:
-                for recipient in pending:
-                    await smtp.send_message(
-                        self.build(action, recipient),
-                        sender=envelope_address(s.sender),
-                        recipients=[envelope_address(recipient)],
-                    )
-                    self._delivered.add((action.key, recipient))
-                    sent += 1
+            for recipient in pending:
+                address = envelope_address(recipient)
+                if not smtp.is_connected:  # one connection for all recipients, again after a lost reply
+                    await smtp.connect()
+                try:
+                    await send_phased(smtp, self.build(action, recipient), envelope_address(s.sender), address,
+                                      partial(marks.ending, action.key, address), s.timeout)
+                except AfterEnd:
+                    if s.resend_unconfirmed:  # the team's server drops a second copy by Message-ID
+                        marks.forget(action.key, address)
+                        raise
+                    late.append(recipient)
+                    continue
+                except BaseException:
+                    if marks.state(action.key, address) == "ending":  # refused after the dot: not delivered
+                        marks.forget(action.key, address)
+                    raise
+                marks.sent(action.key, address)
+                sent += 1
+            if smtp.is_connected:
+                await _quit(smtp)
+        except AfterEnd as exc:
+            return Outcome.retry(f"{self._where(sent, len(pending))}the mail server took the message but did not "
+                                 f"confirm it within {s.timeout:g}s ({exc}); sending again (resend_unconfirmed)")
         except (aiosmtplib.SMTPException, OSError) as exc:
+            smtp.close()
             tls = _tls_error(exc)
             if tls is not None:  # a certificate is fixed by a person, not by retrying
                 return Outcome.fail(f"{self._where(sent, len(pending))}TLS with the mail server at {s.host}:{s.port} "
@@ -149,7 +176,19 @@ class EmailSink(Sink):
                 return self._judge(exc, sent, len(pending))
             return Outcome.retry(f"{self._where(sent, len(pending))}cannot reach the mail server at "
                                  f"{s.host}:{s.port}: {network_reason(exc, s.timeout)}")
+        if unsure or late:
+            return self._unsure(unsure, late)
         return Outcome.success(f"sent to {sent} recipient(s)")
+
+    def _unsure(self, earlier: list[str], now: list[str]) -> Outcome:
+        """Recipients whose message reached the final dot without a confirmation: maybe delivered, so a
+        person settles them; never sent again on our own."""
+        who = ", ".join(envelope_address(r) for r in [*earlier, *now])
+        why = (f"did not confirm within {self.settings.timeout:g}s" if now
+               else "was interrupted before it confirmed")
+        return Outcome.unsure(f"the mail server took the message for {who} but {why}: it may have been "
+                              "delivered; check the mailbox, then `continuity settle ID sent` or "
+                              "`continuity settle ID resend`")
 
     def _where(self, sent: int, total: int) -> str:
         return f"sent to {sent} of {total} recipient(s), then: " if sent else ""
@@ -186,6 +225,16 @@ class EmailSink(Sink):
 
         password = self.settings.password.get_secret_value() if self.settings.password is not None else None
         return scrub(text, password, limit=200)
+
+
+async def _quit(smtp: aiosmtplib.SMTP) -> None:
+    """QUIT; a server that drops the line at QUIT has still taken every message it confirmed."""
+    import aiosmtplib
+
+    try:
+        await smtp.quit()
+    except (aiosmtplib.SMTPException, OSError):
+        smtp.close()
 
 
 def _tls_error(exc: BaseException) -> ssl.SSLError | None:

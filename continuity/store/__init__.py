@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from continuity.errors import InputError
-from continuity.store.sqlite import SqliteStore
+from continuity.store.sqlite import DEFAULT_BUSY_TIMEOUT, SqliteStore
 
 
 def store_path(url: str, base_dir: Path) -> Path:
@@ -17,9 +18,10 @@ def store_path(url: str, base_dir: Path) -> Path:
     return path if path.is_absolute() else base_dir / path
 
 
-def open_store(url: str, base_dir: Path) -> SqliteStore:
-    """Open (creating it if need be) the store a URL names."""
-    return SqliteStore(store_path(url, base_dir))
+def open_store(url: str, base_dir: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+               on_wait: Callable[[str], None] | None = None) -> SqliteStore:
+    """Open (creating it if need be) the store a URL names; `on_wait` hears once that it is busy."""
+    return SqliteStore(store_path(url, base_dir), busy_timeout=busy_timeout, on_wait=on_wait)
 
 
 __all__ = ["SqliteStore", "open_store", "store_path"]

@@ -1,20 +1,39 @@
 """SQLite store: WAL, numbered migrations, and write transactions that serialise concurrent processes.
 
 Every write happens inside `transaction()` (BEGIN IMMEDIATE), so two `continuity outage phone` started at
-the same moment queue up on the database lock and the second sees the first's situation.
+the same moment queue up on the database lock and the second sees the first's situation. Creating the file,
+switching it to WAL and migrating happen under an exclusive lock on its folder, because SQLite's own busy
+handler does not cover them: two first commands on a fresh folder wait for each other instead of one failing
+with "database is locked". A lock held longer than `busy_timeout` (a backup tool, a stuck process) ends in
+`StoreBusy`, with nothing half-recorded.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from continuity.errors import StoreBusy
 from continuity.store.records import EventRecord, MaintenanceRecord, SituationRecord, StepRecord
+
+# How long a command waits for a store another process holds, unless `store.busy_timeout` says otherwise.
+DEFAULT_BUSY_TIMEOUT = 30.0
+# SQLite's own wait per try; between tries the store checks its deadline and says that it waits.
+BUSY_STEP = 0.5
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
 
 MIGRATIONS: list[str] = [
     """
@@ -161,6 +180,24 @@ MIGRATIONS: list[str] = [
         UNIQUE (name, version)
     );
     """,
+    """
+    -- 5: how far a sink got with each part of an action that cannot be repeated safely (one e-mail recipient,
+    -- one chat target, one post): 'ending' is written just before the point of no return (the final dot of
+    -- DATA), 'sent' once the remote confirmed. A restart reads these, so it never sends a part twice.
+    CREATE TABLE send_marks (
+        key TEXT NOT NULL,
+        part TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('ending', 'sent')),
+        at TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (key, part)
+    );
+    """,
+    """
+    -- 6: an answer `sending` whose final dot of DATA was (about to be) sent: only those can have gone out, so
+    -- only those become `uncertain` after a crash, the others go back to `queued`.
+    ALTER TABLE autoreply_messages ADD COLUMN ending INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 
@@ -184,23 +221,75 @@ def _dt(text: str) -> datetime:
 
 
 class SqliteStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+                 on_wait: Callable[[str], None] | None = None) -> None:
+        """Open (creating and migrating it if need be) the store at `path`. `on_wait` is told, once, when the
+        store is busy and this process starts waiting for it."""
         self.path = path
+        self.busy_timeout = busy_timeout
+        self._on_wait = on_wait
+        self._told = False
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0, check_same_thread=False)
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA busy_timeout = 30000")
-        self.conn.execute("PRAGMA journal_mode = WAL")
-        self.conn.execute("PRAGMA synchronous = FULL")
-        self.conn.execute("PRAGMA foreign_keys = ON")
-        self._depth = 0
-        self._migrate()
+        deadline = time.monotonic() + busy_timeout
+        with self._setup_lock(deadline):
+            self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=BUSY_STEP,
+                                        check_same_thread=False)
+            self.conn.row_factory = sqlite3.Row
+            self.conn.execute(f"PRAGMA busy_timeout = {int(BUSY_STEP * 1000)}")
+            self._depth = 0
+            try:
+                self._until(deadline, lambda: self.conn.execute("PRAGMA journal_mode = WAL"))
+                self.conn.execute("PRAGMA synchronous = FULL")
+                self.conn.execute("PRAGMA foreign_keys = ON")
+                self._migrate(deadline)
+            except BaseException:
+                self.conn.close()
+                raise
 
     def close(self) -> None:
         self.conn.close()
 
-    def _migrate(self) -> None:
-        with self.transaction():
+    @contextmanager
+    def _setup_lock(self, deadline: float) -> Iterator[None]:
+        """Exclusive among the processes opening a store in this folder, for as long as setup takes. The lock is
+        on the folder itself (flock works on a directory), so it leaves no file behind; SQLite's own locks, on
+        the database file, are POSIX locks and never meet it."""
+        fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    self._waiting(deadline)
+                    time.sleep(0.02)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _waiting(self, deadline: float) -> None:
+        """Say once that we wait; give up (StoreBusy) once the deadline has passed."""
+        if time.monotonic() >= deadline:
+            raise StoreBusy(f"{self.path} is busy: another process has held it for more than "
+                            f"{self.busy_timeout:g}s (store.busy_timeout); nothing was recorded, run the command "
+                            "again once it is free")
+        if not self._told:
+            self._told = True
+            if self._on_wait is not None:
+                self._on_wait(f"{self.path.name} is busy, waiting up to {self.busy_timeout:g}s…")
+
+    def _until(self, deadline: float, attempt: Callable[[], Any]) -> Any:
+        """Run `attempt` until SQLite stops answering busy, or the deadline."""
+        while True:
+            try:
+                return attempt()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                self._waiting(deadline)
+
+    def _migrate(self, deadline: float) -> None:
+        with self.transaction(deadline):
             version = self.conn.execute("PRAGMA user_version").fetchone()[0]
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 for statement in script.split(";"):
@@ -209,8 +298,8 @@ class SqliteStore:
                 self.conn.execute(f"PRAGMA user_version = {number}")
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """A write transaction; nested calls join the outer one."""
+    def transaction(self, deadline: float | None = None) -> Iterator[None]:
+        """A write transaction; nested calls join the outer one. Waits for a busy store up to busy_timeout."""
         if self._depth:
             self._depth += 1
             try:
@@ -218,7 +307,8 @@ class SqliteStore:
             finally:
                 self._depth -= 1
             return
-        self.conn.execute("BEGIN IMMEDIATE")
+        self._until(deadline if deadline is not None else time.monotonic() + self.busy_timeout,
+                    lambda: self.conn.execute("BEGIN IMMEDIATE"))
         self._depth = 1
         try:
             yield
@@ -392,6 +482,36 @@ class SqliteStore:
             "SELECT * FROM events WHERE situation_id = ? ORDER BY id", (situation_id,)
         ).fetchall()
         return [EventRecord(r["id"], r["situation_id"], _dt(r["at"]), r["kind"], r["message"]) for r in rows]
+
+    # send marks (a sink's progress through the parts of one action) ----------------------------------------
+
+    def send_marks(self, key: str) -> dict[str, tuple[str, str]]:
+        """part → (state, detail) for one action key."""
+        rows = self.conn.execute("SELECT part, state, detail FROM send_marks WHERE key = ?", (key,)).fetchall()
+        return {r["part"]: (r["state"], r["detail"]) for r in rows}
+
+    def set_send_mark(self, key: str, part: str, state: str | None, at: datetime, detail: str = "") -> None:
+        """Record a part's state durably (its own transaction unless inside one); None forgets the part."""
+        with self.transaction():
+            if state is None:
+                self.conn.execute("DELETE FROM send_marks WHERE key = ? AND part = ?", (key, part))
+            else:
+                self.conn.execute(
+                    "INSERT INTO send_marks (key, part, state, at, detail) VALUES (?, ?, ?, ?, ?)"
+                    " ON CONFLICT (key, part) DO UPDATE SET state = excluded.state, at = excluded.at,"
+                    " detail = excluded.detail",
+                    (key, part, state, ts(at), detail),
+                )
+
+    def settle_send_marks(self, key: str, sent: bool, at: datetime) -> int:
+        """A person's word on the parts left 'ending': they went out (sent) or they did not (forget them, so
+        the next run sends them). Returns how many parts it settled."""
+        if sent:
+            cur = self.conn.execute("UPDATE send_marks SET state = 'sent', at = ? WHERE key = ? AND state = 'ending'",
+                                    (ts(at), key))
+        else:
+            cur = self.conn.execute("DELETE FROM send_marks WHERE key = ? AND state = 'ending'", (key,))
+        return cur.rowcount
 
     # maintenance windows -----------------------------------------------------------------------------------
 

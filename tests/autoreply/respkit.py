@@ -13,7 +13,7 @@ import os
 import pwd
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,8 @@ class ScriptedRelay(SmtpRelay):
     temp_failures: int = 0
     delay: float = 0.0
     refused: int = 0
+    # Every message whose final dot reached the relay, answered 250 or not (a client killed during `delay`).
+    arrived: list[bytes] = field(default_factory=list)
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
@@ -46,6 +48,8 @@ class ScriptedRelay(SmtpRelay):
         return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        assert isinstance(envelope.content, bytes)
+        self.arrived.append(envelope.content)
         if self.delay:
             await asyncio.sleep(self.delay)
         return await super().handle_DATA(server, session, envelope)

@@ -194,9 +194,16 @@ class Received:
 
 @dataclass
 class SmtpRecorder:
-    """aiosmtpd handler: records messages; `rcpt_replies` makes chosen addresses answer with a code."""
+    """aiosmtpd handler: records messages; `rcpt_replies` makes chosen addresses answer with a code.
+
+    The faults of a server that has the whole message: `data_delay` answers the final dot that many seconds
+    late (a slow content filter), `data_reply` answers it with that reply instead of 250 (the message is still
+    recorded as having reached the server), `drop_after_data` closes the line instead of answering."""
 
     rcpt_replies: dict[str, str] = field(default_factory=dict)
+    data_delay: float = 0.0
+    data_reply: str | None = None
+    drop_after_data: bool = False
     messages: list[Received] = field(default_factory=list)
     logins: list[tuple[str, bool]] = field(default_factory=list)
     port: int = 0
@@ -212,7 +219,12 @@ class SmtpRecorder:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         assert isinstance(envelope.content, bytes)
         self.messages.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
+        if self.drop_after_data:
+            server.transport.close()
+            return "421 4.4.2 closing"  # written to a closed line: the client never reads it
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
+        return self.data_reply or "250 OK"
 
     async def handle_AUTH(self, server: SMTP, session: Session, envelope: Envelope, args: list[str]) -> str:
         # The hook answers AUTH PLAIN itself (aiosmtpd's built-in path warns about a deprecated attribute).
