@@ -55,7 +55,7 @@ class NaivePool(SmtpPool):
 
     @asynccontextmanager
     async def lease(self) -> Any:
-        from continuity.probes.smtp import close_smtp
+        from continuity.net.smtp import close_smtp
 
         async with self._sem:
             smtp = await self.connect()
@@ -151,8 +151,7 @@ def main() -> None:
             if name == "naive":
                 responder.pool = NaivePool(settings, 1)
             seconds = asyncio.run(answer(responder, n))
-            sent = store.conn.execute("SELECT COUNT(*) FROM autoreply_messages WHERE mailbox = ? AND state = 'sent'",
-                                      (name,)).fetchone()[0]
+            sent = len(store.autoreply_messages(name, "sent"))
             assert sent == n, (sent, n)
             results[name] = (seconds, responder.pool.connections_opened)
         store.close()

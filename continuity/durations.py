@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from continuity.errors import InputError
 
 _PART = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -43,3 +46,30 @@ def format_duration(delta: timedelta) -> str:
     if not any(parts):
         parts = [f"{s}s"]
     return sign + " ".join(p for p in parts if p)
+
+
+def parse_eta(text: str | None, now: datetime, tz: str) -> datetime | None:
+    """`2h`, `90m` (from now), `14:30` (next such local time) or an ISO date-time."""
+    if text is None or text == "":
+        return None
+    try:
+        return now + parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        hhmm = time.fromisoformat(text)
+        local = now.astimezone(ZoneInfo(tz))
+        cand = datetime.combine(local.date(), hhmm, tzinfo=ZoneInfo(tz))
+        if cand <= local:
+            cand += timedelta(days=1)
+        return cand.astimezone(UTC)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=ZoneInfo(tz))
+        return when.astimezone(UTC)
+    except ValueError:
+        raise InputError(f"--eta {text!r}: expected a duration (2h, 90m), a time (14:30) or an ISO date-time") \
+            from None

@@ -7,8 +7,6 @@ transaction that claims it, so after a crash the ledger says exactly what may ha
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,6 +16,9 @@ from continuity.clock import Clock
 from continuity.config.loader import LoadedConfig, SinkInstance
 from continuity.config.models import Playbook, StepSpec
 from continuity.errors import InputError, OperationFailed
+from continuity.notes import UNSURE_TEMPLATE
+from continuity.owners import current_owner, owner_alive
+from continuity.retry import next_retry
 from continuity.sinks.base import Outcome
 from continuity.store.records import SituationRecord, StepRecord
 from continuity.store.sqlite import SqliteStore
@@ -35,37 +36,8 @@ LATE_AFTER = timedelta(minutes=2)
 # An ETA that moves less than this is not news: typing `--eta 2h` again a few minutes later must not
 # re-announce to every customer.
 ETA_TOLERANCE = timedelta(minutes=10)
-# The staff message that says a step's outcome is unknown and how to settle it.
+# The staff message that says a step's outcome is unknown and how to settle it (continuity.notes names it).
 UNSURE_STEP = "step-uncertain"
-UNSURE_TEMPLATE = "daemon/staff-step-uncertain"
-
-
-def _proc_start(pid: int) -> str:
-    """The kernel's start time of a process: with the pid, it identifies the process across pid reuse."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return "?"
-
-
-def current_owner() -> str:
-    pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_proc_start(pid)}"
-
-
-def owner_alive(owner: str | None) -> bool:
-    """Is the process that claimed a step still running? Unknown hosts count as alive (never guess)."""
-    if not owner:
-        return False
-    try:
-        host, pid_text, start = owner.rsplit(":", 2)
-        pid = int(pid_text)
-    except ValueError:
-        return False
-    if host != socket.gethostname():
-        return True
-    return _proc_start(pid) == start and start != "?"
 
 
 def anchored_due(step: StepSpec, opened: datetime, anchors: dict[str, datetime | None] | None) -> datetime | None:
@@ -121,7 +93,8 @@ class Engine:
 
     # planning ---------------------------------------------------------------------------------------------
 
-    def _channel(self, channel: str) -> None:
+    def check_channel(self, channel: str) -> None:
+        """InputError unless `channel` is configured (or a campaign's scope)."""
         if channel.startswith(CAMPAIGN_SCOPE):  # a campaign's surge spans channels: its scope is the campaign
             return
         if channel not in self.loaded.config.channels:
@@ -183,7 +156,7 @@ class Engine:
 
         `anchors` are the named moments steps with `at:` run at (a campaign's launch and reminder); a moment
         given as None skips those steps."""
-        self._channel(channel)
+        self.check_channel(channel)
         if not reason.strip():
             raise InputError("a reason is required: say what broke")
         pb = self.playbook_named(playbook) if playbook else self.loaded.channel_playbooks[channel]
@@ -276,7 +249,7 @@ class Engine:
     def close(self, channel: str, *, by: str, note: str | None = None, kind: str = "outage") -> CloseResult:
         """Close the open situation of a channel: cancel what has not run, switch off what was switched on,
         then run the playbook's close steps."""
-        self._channel(channel)
+        self.check_channel(channel)
         now = self.clock.now()
         self.recover()
         with self.store.transaction():
@@ -406,13 +379,7 @@ class Engine:
                 self._tell_unsure(row, now)
             else:
                 state = "failed"
-                retryable = outcome.status == "retryable" and row.attempts < policy.attempts
-                if retryable:
-                    from continuity.runner import backoff
-
-                    delay = backoff(row.attempts, policy.first_delay, policy.max_delay)
-                    if outcome.retry_after is not None:  # the remote named its own time (a rate limit reset)
-                        delay = max(delay, outcome.retry_after)
+                delay = next_retry(policy, row.attempts, outcome)
                 self.store.set_step(row.id, expect=("running",), state="failed", owner=None,
                                     last_error=outcome.detail[:2000],
                                     next_retry_at=now + delay if delay is not None else None,
@@ -461,13 +428,9 @@ class Engine:
             await runner.aclose()
 
     def run_due(self, situation_ids: Sequence[int] | None = None, inline: bool = True) -> list[StepResult]:
+        """Run what is due now (of these situations, or of all). Time-driven openings and closings (maintenance
+        windows, campaign phases) are continuity.triggers' job, called by `tick` and the daemon first."""
         self.recover()
-        if situation_ids is None:
-            from continuity.campaigns.phases import advance as advance_campaigns
-            from continuity.maintenance import advance
-
-            advance(self)
-            advance_campaigns(self)
         import asyncio
 
         return asyncio.run(self.run_due_async(situation_ids, inline))

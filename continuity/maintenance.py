@@ -18,7 +18,7 @@ PLAYBOOK = "maintenance"
 
 def add_window(engine: Engine, channel: str, *, start: datetime, end: datetime, reason: str,
                notice: timedelta, by: str) -> MaintenanceRecord:
-    engine._channel(channel)
+    engine.check_channel(channel)
     now = engine.clock.now()
     if not reason.strip():
         raise InputError("--reason is required: staff and customers are told what the maintenance is for")

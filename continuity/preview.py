@@ -22,23 +22,14 @@ from continuity.config.models import Playbook, StepSpec
 from continuity.config.yamlsrc import pretty_path
 from continuity.durations import format_duration
 from continuity.errors import InputError, InputErrors, Location
+from continuity.notes import DAEMON_TEMPLATES
+from continuity.samples import sample_situation
 from continuity.sinks.base import Rendered
 from continuity.store import store_path
 from continuity.store.records import SituationRecord, StepRecord
 from continuity.store.sqlite import SqliteStore
 from continuity.templating import TemplateCatalog
 from continuity.variables import template_context
-
-
-def sample_situation(channel: str, now: datetime, *, reason: str = "SIP trunk down at the provider",
-                     eta: datetime | None = None, by: str = "on-call", closed: bool = False,
-                     playbook: str = "") -> SituationRecord:
-    return SituationRecord(
-        id=0, kind="outage", channel=channel, playbook=playbook, state="closed" if closed else "open",
-        source="cli", opened_by=by, reason=reason, eta=eta, note="Provider fixed the trunk" if closed else None,
-        revision=0, opened_at=now, closed_at=now + timedelta(hours=1, minutes=25) if closed else None,
-        closed_by=by if closed else None,
-    )
 
 
 @dataclass
@@ -192,7 +183,8 @@ def _stamp(*paths: Path) -> tuple[tuple[int, int, int] | None, ...]:
 
 
 def render_everything(loaded: LoadedConfig, now: datetime) -> int:
-    """Render every template of every playbook, in every locale, with and without ETA/fallbacks.
+    """Render every template of every playbook and every staff note, in every locale, with and without
+    ETA/fallbacks. (The public pages' templates are checked by continuity.public.status.check_templates.)
 
     Returns how many renderings passed; raises InputErrors listing every failure with file and line.
     """
@@ -220,8 +212,6 @@ def render_everything(loaded: LoadedConfig, now: datetime) -> int:
                         if str(problem) not in seen_errors:
                             seen_errors.add(str(problem))
                             errors.append(problem)
-    from continuity.daemon import DAEMON_TEMPLATES
-
     for template in DAEMON_TEMPLATES:
         channel = next(iter(loaded.config.channels))
         locale = catalog.staff_locale
@@ -231,12 +221,6 @@ def render_everything(loaded: LoadedConfig, now: datetime) -> int:
                 count += 1
             except InputError as exc:
                 errors.append(exc)
-    from continuity.public.status import check_templates
-
-    try:
-        count += check_templates(loaded, now)  # the public status page, in every served locale
-    except InputErrors as exc:
-        errors.extend(exc.errors)
     if errors:
         raise InputErrors(errors)
     return count

@@ -1,6 +1,7 @@
-"""Executes claimed ledger rows: render, apply (or undo) through the sink, retry with backoff, record.
+"""Executes claimed ledger rows: render, apply (or undo) through the sink, record, retry.
 
-Retry lives here once, not in every sink: a sink returns an Outcome, the runner decides. Rows run
+Retry is decided once, in continuity.retry, not in every sink: a sink returns an Outcome, the engine records
+it with the policy's next retry time, and the runner waits inline only within the command's budget. Rows run
 concurrently, each with its own retries, so one failing sink never holds up the others.
 """
 
@@ -9,19 +10,44 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from continuity.actions import ACTIONS
 from continuity.errors import ContinuityError
 from continuity.redact import Redactor, secrets_in
+from continuity.retry import Budget
 from continuity.sinks.base import Action, Earlier, Outcome, Rendered, Sink, SinkContext
 from continuity.store.records import StepRecord
 from continuity.variables import template_context
 
 if TYPE_CHECKING:
-    from continuity.engine import Engine
+    from continuity.clock import Clock
+    from continuity.config.loader import LoadedConfig, SinkInstance
+    from continuity.store.sqlite import SqliteStore
+    from continuity.templating import TemplateCatalog
 
-SINK_TIMEOUT = 60.0
+
+class Ledger(Protocol):
+    """The runner's narrow view of the engine (continuity.engine.Engine is the one implementation): what it
+    reads to build an action, and the two calls that record what happened. The runner never writes the
+    ledger itself."""
+
+    loaded: LoadedConfig
+    store: SqliteStore
+    clock: Clock
+    sink_instances: dict[str, SinkInstance]
+
+    @property
+    def catalog(self) -> TemplateCatalog: ...
+
+    def record_outcome(self, row: StepRecord, outcome: Outcome) -> tuple[StepRecord, str, timedelta | None]:
+        """Write the outcome of one attempt; returns the row, its new state, and the delay before a retry."""
+        ...
+
+    def reclaim(self, row: StepRecord) -> StepRecord | None:
+        """Claim a row again for its next attempt (None when another process has it)."""
+        ...
+
 
 
 @dataclass
@@ -44,14 +70,8 @@ class StepResult:
         }
 
 
-def backoff(attempt: int, first: timedelta, cap: timedelta) -> timedelta:
-    """Delay before retry number `attempt` (1-based): first, 2×first, 4×first, … capped."""
-    delay: timedelta = first * (2 ** max(0, attempt - 1))
-    return min(cap, delay)
-
-
 class Runner:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Ledger) -> None:
         self.engine = engine
         self.catalog = engine.catalog  # shared by every run of this engine: templates compile once
         self._sinks: dict[str, Sink] = {}
@@ -124,7 +144,9 @@ class Runner:
         rows.sort(key=lambda r: (r.finished_at or r.started_at or r.due_at, r.id))
         return tuple(Earlier(r.key, r.step_id, r.phase, r.state, r.detail or "") for r in rows)
 
-    async def _attempt(self, row: StepRecord) -> Outcome:
+    async def _attempt(self, row: StepRecord, limit: float, cut: bool) -> Outcome:
+        """One try of the row's sink, at most `limit` seconds (`cut`: the limit is what is left of the
+        command's inline budget, not the sink's own timeout)."""
         # Preparing the row can fail for reasons no retry fixes (its sink was removed from the config, the
         # action kind is gone, a sink's settings no longer build): that is this row's failure, not the run's.
         if row.sink not in self.engine.sink_instances:
@@ -139,9 +161,15 @@ class Runner:
                                 f"{type(exc).__name__}: {exc}")
         try:
             call = sink.undo(action) if action.operation == "undo" else sink.apply(action)
-            return await asyncio.wait_for(call, SINK_TIMEOUT)
+            return await asyncio.wait_for(call, limit)
         except TimeoutError:
-            return Outcome.retry(f"sink {row.sink!r} did not answer within {SINK_TIMEOUT:.0f}s")
+            why = (f"cut off after {limit:.1f}s, at the end of the command's inline budget" if cut
+                   else f"did not answer within {limit:.0f}s")
+            if row.idempotent:  # safe to run again: left for `tick` or the daemon
+                return Outcome.retry(f"sink {row.sink!r} {why}; left for `continuity tick` or the daemon")
+            # Stopped halfway through something that cannot be repeated safely: it may have acted.
+            return Outcome.unsure(f"sink {row.sink!r} {why}, while it may have been sending; check, then "
+                                  f"`continuity settle {row.id} sent` or `continuity settle {row.id} resend`")
         except Exception as exc:  # a sink bug must not stop the other steps
             return Outcome.retry(f"sink {row.sink!r} raised {type(exc).__name__}: {exc}")
 
@@ -153,16 +181,16 @@ class Runner:
             return self.settle(row, f"step {row.step_id!r} → sink {row.sink!r} stopped: {type(exc).__name__}: {exc}")
 
     async def _run_row(self, row: StepRecord, inline: bool) -> StepResult:
-        """Retry inline while the delay fits the inline budget; later retries are left to the next run."""
-        policy = self.engine.loaded.config.retry
-        budget = policy.inline_budget.total_seconds() if inline else 0.0
+        """Attempt, record, and retry inline while continuity.retry's budget allows; later retries are left to
+        the next run (the ledger holds their time)."""
+        loop = asyncio.get_running_loop()
+        budget = Budget.of(self.engine.loaded.config.retry, inline, loop.time())
         while True:
-            outcome = await self._attempt(row)
+            outcome = await self._attempt(row, *budget.attempt_limit(loop.time()))
             outcome = replace(outcome, detail=self.hide(row.sink, outcome.detail))
             row, state, delay = self.engine.record_outcome(row, outcome)
-            if state != "failed" or delay is None or delay.total_seconds() > budget:
+            if state != "failed" or delay is None or not budget.waits_for(delay, loop.time()):
                 return StepResult(row, state, outcome.detail)
-            budget -= delay.total_seconds()
             await asyncio.sleep(delay.total_seconds())
             reclaimed = self.engine.reclaim(row)
             if reclaimed is None:  # someone else took it, or the situation closed meanwhile
@@ -201,7 +229,7 @@ class Runner:
 class StoreMarks:
     """The sinks' send marks, in the store: each one written (and synced) before the sink goes on."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Ledger) -> None:
         self.store = engine.store
         self.clock = engine.clock
 

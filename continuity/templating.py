@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from continuity.errors import InputError, Location
 from continuity.sinks.base import Rendered
@@ -20,7 +20,16 @@ if TYPE_CHECKING:
     import jinja2
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    from continuity.config.loader import LoadedConfig
+
+class TemplateSource(Protocol):
+    """What a catalog needs of a loaded config (continuity.config.loader.LoadedConfig is one): where the
+    template packs are, and the organisation's locales."""
+
+    @property
+    def template_dirs(self) -> list[Path]: ...
+
+    @property
+    def config(self) -> Any: ...
 
 
 def make_environment(dirs: list[Path], *, autoescape: bool = False) -> ImmutableSandboxedEnvironment:
@@ -38,13 +47,13 @@ def make_environment(dirs: list[Path], *, autoescape: bool = False) -> Immutable
     )
 
 
-def _shown(filename: str | None, rel: str) -> str:
+def shown_path(filename: str | None, rel: str) -> str:
     from continuity.config.yamlsrc import pretty_path
 
     return pretty_path(Path(filename)) if filename else rel
 
 
-def _template_line(tb: TracebackType | None, tmpl: jinja2.Template) -> int | None:
+def template_line(tb: TracebackType | None, tmpl: jinja2.Template) -> int | None:
     """The template's own line for an error raised while rendering it (not the generated Python's)."""
     line = None
     while tb is not None:
@@ -57,7 +66,7 @@ def _template_line(tb: TracebackType | None, tmpl: jinja2.Template) -> int | Non
 class TemplateCatalog:
     """Finds and renders the templates a config can use."""
 
-    def __init__(self, loaded: LoadedConfig) -> None:
+    def __init__(self, loaded: TemplateSource) -> None:
         self.dirs = loaded.template_dirs
         org = loaded.config.organisation
         self.default_locale = org.default_locale
@@ -100,7 +109,7 @@ class TemplateCatalog:
         try:
             tmpl = self.env.get_template(rel)
         except jinja2.TemplateSyntaxError as exc:
-            where = Location(_shown(exc.filename, rel), exc.lineno)
+            where = Location(shown_path(exc.filename, rel), exc.lineno)
             raise InputError(f"template syntax error: {exc.message}", where) from None
         except UnicodeDecodeError:
             raise InputError("template is not valid UTF-8", Location(rel)) from None
@@ -119,17 +128,17 @@ class TemplateCatalog:
             for block, func in tmpl.blocks.items():
                 blocks[block] = tmpl.environment.concat(func(tmpl.new_context(dict(context)))).strip()
         except jinja2.UndefinedError as exc:
-            line = _template_line(sys.exc_info()[2], tmpl)
-            raise InputError(f"template error: {exc.message}", Location(_shown(tmpl.filename, rel), line)) from None
+            line = template_line(sys.exc_info()[2], tmpl)
+            raise InputError(f"template error: {exc.message}", Location(shown_path(tmpl.filename, rel), line)) from None
         except jinja2.exceptions.SecurityError as exc:
-            line = _template_line(sys.exc_info()[2], tmpl)
-            where = Location(_shown(tmpl.filename, rel), line)
+            line = template_line(sys.exc_info()[2], tmpl)
+            where = Location(shown_path(tmpl.filename, rel), line)
             raise InputError(f"template tried an unsafe operation: {exc}", where) from None
         except (TypeError, ValueError, ArithmeticError, jinja2.TemplateError) as exc:
-            line = _template_line(sys.exc_info()[2], tmpl)
-            raise InputError(f"template error: {exc}", Location(_shown(tmpl.filename, rel), line)) from None
+            line = template_line(sys.exc_info()[2], tmpl)
+            raise InputError(f"template error: {exc}", Location(shown_path(tmpl.filename, rel), line)) from None
         if "body" not in blocks:
-            raise InputError("template defines no {% block body %}", Location(_shown(tmpl.filename, rel), 1))
+            raise InputError("template defines no {% block body %}", Location(shown_path(tmpl.filename, rel), 1))
         # The locale actually used, so a fallback is visible in the output.
         return Rendered(locale=rel.split("/", 1)[0], blocks=blocks)
 

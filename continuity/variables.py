@@ -6,6 +6,7 @@ renders in `validate` renders during an outage.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -158,13 +159,24 @@ def template_context(
         "maintenance": maintenance,
         # steps whose outcome nobody knows (a mail server that took a message but never confirmed it)
         "unsure": [Obj(u) for u in (situation.data or {}).get("unsure", [])],
-        "campaign": _campaign(loaded, situation, playbook, locale, now),
+        **_parts(loaded, situation, playbook, locale, now),
     }
 
 
-def _campaign(loaded: LoadedConfig, situation: SituationRecord, playbook: Playbook | None, locale: str,
-              now: datetime) -> Any:
-    """The campaign a surge situation runs for (None for every other situation); see continuity.campaigns."""
-    from continuity.campaigns.content import situation_campaign
+# Parts of the template context that a feature package contributes (the campaigns package registers
+# `campaign`): render stays below the features that use it, and a name nobody registered is None.
+ContextPart = Callable[..., Any]  # (loaded, situation, playbook, locale, now) -> the variable's value
+CONTEXT_PARTS: dict[str, ContextPart] = {}
 
-    return situation_campaign(loaded, situation, playbook, locale, now)
+
+def register_context_part(name: str, part: ContextPart) -> None:
+    """Make `name` a template variable computed by `part(loaded, situation, playbook, locale, now)`."""
+    CONTEXT_PARTS[name] = part
+
+
+def _parts(loaded: LoadedConfig, situation: SituationRecord, playbook: Playbook | None, locale: str,
+           now: datetime) -> dict[str, Any]:
+    out: dict[str, Any] = {"campaign": None}
+    for name, part in CONTEXT_PARTS.items():
+        out[name] = part(loaded, situation, playbook, locale, now)
+    return out

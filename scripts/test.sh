@@ -4,7 +4,7 @@
 #    browser tests, which the playwright package drives without a browser download);
 #  - the Python packages, into a virtualenv of the checkout's own (.venv, created when missing), so that a package
 #    some other program put on this machine cannot hide one the test extras forgot to name.
-# Then ruff and pytest, all from that virtualenv. Extra arguments go to pytest.
+# Then ruff, the layer contracts (import-linter) and pytest, all from that virtualenv. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,5 +27,6 @@ fi
 py="$venv/bin/python"
 "$py" -m pip install -q --disable-pip-version-check -e '.[test]'
 "$py" -m ruff check continuity tests
+"$venv/bin/lint-imports"  # the layers of pyproject.toml's [tool.importlinter]: no import runs back up
 export PATH="$PWD/$venv/bin:$PATH"
 exec "$py" -m pytest "$@"

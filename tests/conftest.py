@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+import continuity.campaigns  # noqa: F401 (registers the `campaign` template variable, as the CLI does)
 from continuity.clock import ManualClock
 from continuity.config.loader import load_config
 from continuity.engine import Engine
@@ -165,6 +166,8 @@ class HttpServer:
     then: int = 200
     requests: list[ReceivedRequest] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    hang: float = 0.0  # seconds to hold every request before answering (a receiver that hangs)
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def script(self, *statuses: int, then: int = 200) -> None:
         with self.lock:
@@ -183,6 +186,8 @@ def http_server() -> Iterator[HttpServer]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if state.hang and state.stopping.wait(state.hang):
+                return
             status = state.next_status()
             with state.lock:
                 state.requests.append(ReceivedRequest(self.path, dict(self.headers), body))
@@ -204,6 +209,15 @@ def http_server() -> Iterator[HttpServer]:
     try:
         yield state
     finally:
+        state.stopping.set()
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def tick(eng: Engine) -> list[Any]:
+    """What `continuity tick` does in-process: windows and campaigns move along the clock, then due steps run."""
+    from continuity import triggers
+
+    triggers.advance(eng)
+    return eng.run_due()

@@ -31,6 +31,7 @@ from tests.conftest import (
     build_engine,
     run_cli,
     store_snapshot,
+    tick,
     tree,
 )
 
@@ -342,7 +343,7 @@ def open_earlier_outage(workdir: Path) -> None:
     eng = build_engine(workdir / CONFIG_NAME)
     try:
         eng.open("email", reason="Mail server down", eta=timedelta(hours=1), by="tester")
-        eng.run_due()
+        tick(eng)
     finally:
         eng.store.close()
     assert STORE_NAME in store_snapshot(workdir)

@@ -17,7 +17,7 @@ from continuity.engine import Engine
 from continuity.runner import StepResult
 from continuity.store.records import FINAL, STATES, TRANSITIONS, StepRecord, can_move
 from continuity.views import status_view
-from tests.conftest import NOW, STORE_NAME, Configure, HttpServer, MakeEngine, tree
+from tests.conftest import NOW, STORE_NAME, Configure, HttpServer, MakeEngine, tick, tree
 
 ETA = NOW + timedelta(hours=2)
 LOCALES = ["hu", "en", "sk", "pl"]  # the shipped example's organisation.locales
@@ -39,7 +39,7 @@ def ran(results: list[StepResult]) -> set[tuple[str, str, str]]:
 def advance_and_run(eng: Engine, delta: timedelta) -> list[StepResult]:
     assert isinstance(eng.clock, ManualClock)
     eng.clock.advance(delta)
-    return eng.run_due()
+    return tick(eng)
 
 
 def banner_doc(workdir: Path) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def test_opening_runs_the_immediate_steps_and_plans_the_rest(engine: MakeEngine,
     opened = eng.open("phone", reason="SIP trunk down at the provider", eta=timedelta(hours=2), by="tester")
     assert opened.created and opened.situation.eta == ETA
 
-    results = eng.run_due()
+    results = tick(eng)
 
     assert ran(results) == {("staff-runbook", "open", "done"), ("customer-notice", "open", "done"),
                             ("email-autoreply", "open", "done")}
@@ -101,7 +101,7 @@ def test_opening_runs_the_immediate_steps_and_plans_the_rest(engine: MakeEngine,
 def test_banner_and_post_at_30m_then_hourly_reminders(engine: MakeEngine, workdir: Path) -> None:
     eng = engine()
     eng.open("phone", reason="SIP trunk down at the provider", eta=timedelta(hours=2), by="tester")
-    eng.run_due()
+    tick(eng)
 
     assert advance_and_run(eng, timedelta(minutes=29)) == []
     assert ran(advance_and_run(eng, timedelta(minutes=1))) == {
@@ -126,7 +126,7 @@ def test_banner_and_post_at_30m_then_hourly_reminders(engine: MakeEngine, workdi
 def test_a_long_gap_without_ticks_sends_one_reminder_not_a_burst(engine: MakeEngine) -> None:
     eng = engine()
     eng.open("phone", reason="SIP trunk down at the provider", eta=timedelta(hours=2), by="tester")
-    eng.run_due()
+    tick(eng)
     advance_and_run(eng, timedelta(minutes=60))  # banner, post and the first reminder
     assert [r.state for r in by_step(eng, "staff-reminder")] == ["done", "planned"]
 
@@ -145,7 +145,7 @@ def test_a_long_gap_without_ticks_sends_one_reminder_not_a_burst(engine: MakeEng
 def test_opening_again_with_the_same_eta_tells_nobody_again(engine: MakeEngine, workdir: Path) -> None:
     eng = engine()
     eng.open("phone", reason="SIP trunk down at the provider", eta=ETA, by="tester")
-    eng.run_due()
+    tick(eng)
     advance_and_run(eng, timedelta(minutes=40))
     before = [(r.id, r.state) for r in rows(eng)]
     outbox_before = tree(workdir / "outbox")
@@ -154,7 +154,7 @@ def test_opening_again_with_the_same_eta_tells_nobody_again(engine: MakeEngine, 
 
     assert not again.created and not again.eta_changed and not again.reason_changed
     assert again.situation.id == 1
-    assert eng.run_due() == []
+    assert tick(eng) == []
     assert [(r.id, r.state) for r in rows(eng)] == before
     assert tree(workdir / "outbox") == outbox_before
     assert len(eng.store.open_situations()) == 1
@@ -163,7 +163,7 @@ def test_opening_again_with_the_same_eta_tells_nobody_again(engine: MakeEngine, 
 def test_the_same_relative_eta_typed_again_minutes_later_is_not_news(engine: MakeEngine, workdir: Path) -> None:
     eng = engine()
     eng.open("phone", reason="SIP trunk down at the provider", eta=timedelta(hours=2), by="anna")
-    eng.run_due()
+    tick(eng)
     outbox_before = tree(workdir / "outbox")
 
     eng.clock.advance(timedelta(minutes=3))  # a colleague declares the same outage with the same "--eta 2h"
@@ -171,21 +171,21 @@ def test_the_same_relative_eta_typed_again_minutes_later_is_not_news(engine: Mak
 
     assert not again.eta_changed
     assert again.situation.eta == eng.clock.now() - timedelta(minutes=3) + timedelta(hours=2)
-    assert eng.run_due() == []
+    assert tick(eng) == []
     assert tree(workdir / "outbox") == outbox_before
 
 
 def test_a_changed_eta_runs_on_update_and_refreshes_banner_and_notice(engine: MakeEngine, workdir: Path) -> None:
     eng = engine()
     eng.open("phone", reason="SIP trunk down at the provider", eta=ETA, by="tester")
-    eng.run_due()
+    tick(eng)
     advance_and_run(eng, timedelta(minutes=30))
     old_banner = banner_doc(workdir)["banners"]["1"]
 
     eng.clock.advance(timedelta(minutes=5))
     updated = eng.open("phone", reason="SIP trunk down at the provider", eta=ETA + timedelta(hours=1), by="tester")
     assert updated.eta_changed and updated.situation.revision == 1
-    results = eng.run_due()
+    results = tick(eng)
 
     assert ran(results) == {
         ("staff-eta-update", "update", "done"),
@@ -203,11 +203,11 @@ def test_a_changed_eta_runs_on_update_and_refreshes_banner_and_notice(engine: Ma
 def test_eta_change_before_the_post_stays_quiet_on_social_media(engine: MakeEngine) -> None:
     eng = engine()
     eng.open("phone", reason="SIP trunk down at the provider", eta=ETA, by="tester")
-    eng.run_due()
+    tick(eng)
     eng.clock.advance(timedelta(minutes=10))
     eng.open("phone", reason="SIP trunk down at the provider", eta=ETA + timedelta(hours=1), by="tester")
 
-    results = eng.run_due()
+    results = tick(eng)
 
     assert ran(results) == {("staff-eta-update", "update", "done"), ("customer-notice", "update", "done"),
                             ("email-autoreply", "update", "done")}
@@ -224,14 +224,14 @@ def test_closing_switches_everything_off_and_announces_it(engine: MakeEngine, wo
         watch.check()
     eng.clock.advance(timedelta(minutes=5))
     eng.open("phone", reason="SIP trunk down at the provider", eta=ETA + timedelta(hours=1), by="tester")
-    eng.run_due()
+    tick(eng)
     watch.check()
     assert (workdir / "site/banner/continuity-banner.json").is_file()
 
     eng.clock.advance(timedelta(minutes=10))
     closed = eng.close("phone", by="tester", note="provider fixed the trunk")
     watch.check()
-    results = eng.run_due()
+    results = tick(eng)
     watch.check()
 
     assert closed.closed and closed.situation is not None and closed.situation.state == "closed"
@@ -257,11 +257,11 @@ def test_closing_switches_everything_off_and_announces_it(engine: MakeEngine, wo
 def test_closing_before_30m_skips_the_social_resolved_post(engine: MakeEngine, workdir: Path) -> None:
     eng = engine()
     eng.open("phone", reason="SIP trunk down at the provider", eta=ETA, by="tester")
-    eng.run_due()
+    tick(eng)
     eng.clock.advance(timedelta(minutes=20))
 
     eng.close("phone", by="tester")
-    results = eng.run_due()
+    results = tick(eng)
 
     assert ran(results) == {("customer-notice", "undo", "done"), ("email-autoreply", "undo", "done"),
                             ("staff-resolved", "close", "done")}
@@ -355,13 +355,13 @@ def test_5xx_is_retried_with_backoff_until_it_succeeds(engine: MakeEngine, hooke
     eng = engine()
     eng.open("phone", reason="SIP trunk down at the provider", eta=ETA, by="tester")
 
-    eng.run_due()
+    tick(eng)
     row = hook_row(eng)
     assert row.state == "failed" and row.attempts == 1
     assert row.next_retry_at == NOW + timedelta(seconds=1)
     assert row.last_error is not None and "500" in row.last_error
     assert len(hooked.requests) == 1
-    assert eng.run_due() == []  # not due yet
+    assert tick(eng) == []  # not due yet
 
     advance_and_run(eng, timedelta(seconds=1))
     row = hook_row(eng)
@@ -383,7 +383,7 @@ def test_retries_stop_after_the_configured_attempts(engine: MakeEngine, hooked: 
     hooked.script(then=502)
     eng = engine()
     eng.open("phone", reason="SIP trunk down at the provider", eta=ETA, by="tester")
-    eng.run_due()
+    tick(eng)
     for _ in range(5):
         advance_and_run(eng, timedelta(seconds=30))
 
@@ -400,7 +400,7 @@ def test_4xx_fails_at_once_without_retries(engine: MakeEngine, hooked: HttpServe
     hooked.script(then=400)
     eng = engine()
     eng.open("phone", reason="SIP trunk down at the provider", eta=ETA, by="tester")
-    eng.run_due()
+    tick(eng)
 
     row = hook_row(eng)
     assert (row.state, row.attempts, row.next_retry_at) == ("failed", 1, None)
@@ -414,7 +414,7 @@ def test_a_failing_sink_does_not_hold_up_the_others(engine: MakeEngine, hooked: 
     eng = engine()
     eng.open("phone", reason="SIP trunk down at the provider", eta=ETA, by="tester")
 
-    results = eng.run_due()
+    results = tick(eng)
 
     states = {(r.row.step_id, r.row.sink): r.state for r in results}
     assert states == {
@@ -434,12 +434,12 @@ def test_closing_cancels_a_retry_that_is_still_waiting(engine: MakeEngine, hooke
     hooked.script(then=500)
     eng = engine()
     eng.open("phone", reason="SIP trunk down at the provider", eta=ETA, by="tester")
-    eng.run_due()
+    tick(eng)
     assert hook_row(eng).awaiting_retry
 
     eng.close("phone", by="tester")
     hooked.script(then=200)
-    eng.run_due()
+    tick(eng)
     advance_and_run(eng, timedelta(minutes=5))
 
     assert hook_row(eng).state == "cancelled"

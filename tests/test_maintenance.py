@@ -11,7 +11,7 @@ import pytest
 
 from continuity.errors import InputError
 from continuity.maintenance import active_window, add_window, cancel_window
-from tests.conftest import NOW, MakeEngine, RunCli
+from tests.conftest import NOW, MakeEngine, RunCli, tick
 
 BANNER = Path("site/banner/continuity-banner.json")
 
@@ -28,11 +28,11 @@ def test_a_window_is_announced_started_and_ended_on_time(engine: MakeEngine, wor
                         notice=timedelta(hours=12), by="tester")
     assert window.state == "scheduled"
 
-    eng.run_due()
+    tick(eng)
     assert eng.store.open_situations() == [] and not (workdir / BANNER).exists()
 
     eng.clock.advance(timedelta(hours=12))  # notice time
-    eng.run_due()
+    tick(eng)
     [sit] = eng.store.open_situations()
     assert (sit.kind, sit.channel, sit.source, sit.eta) == ("maintenance", "phone", "maintenance", end)
     announced = banner_text(workdir)
@@ -40,14 +40,14 @@ def test_a_window_is_announced_started_and_ended_on_time(engine: MakeEngine, wor
     assert active_window(eng, "phone") is None  # not yet inside the window: failures still count
 
     eng.clock.advance(timedelta(hours=12))  # the window starts
-    results = eng.run_due()
+    results = tick(eng)
     assert {(r.row.step_id, r.row.phase) for r in results} >= {("customer-notice", "update"),
                                                                ("website-banner", "update")}
     assert banner_text(workdir) != announced  # upcoming → in progress
     assert active_window(eng, "phone") is not None
 
     eng.clock.advance(timedelta(hours=2))
-    eng.run_due()
+    tick(eng)
     assert eng.store.open_situations() == []
     assert not (workdir / BANNER).exists()
     assert eng.store.get_maintenance(window.id).state == "done"  # type: ignore[union-attr]
@@ -60,10 +60,10 @@ def test_cancelling_an_announced_window_switches_its_notices_off(engine: MakeEng
     eng = engine()
     window = add_window(eng, "email", start=NOW + timedelta(hours=1), end=NOW + timedelta(hours=2),
                         reason="mail server move", notice=timedelta(hours=1), by="tester")
-    eng.run_due()
+    tick(eng)
     assert (workdir / BANNER).exists()
     cancel_window(eng, window.id, "tester")
-    eng.run_due()
+    tick(eng)
     assert not (workdir / BANNER).exists()
     assert eng.store.get_maintenance(window.id).state == "cancelled"  # type: ignore[union-attr]
     with pytest.raises(InputError, match="already cancelled"):

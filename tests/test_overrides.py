@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from tests.conftest import NOW, Configure, MakeEngine, RunCli
+from tests.conftest import NOW, Configure, MakeEngine, RunCli, tick
 
 
 def _as_in_the_example(cfg: dict[str, Any]) -> None:
@@ -33,7 +33,7 @@ def test_a_disabled_step_takes_the_steps_that_only_follow_it_along(configure: Co
     assert {"call-provider", "thank-provider", "staff-eta-update", "staff-resolved"} <= ids
 
     eng.open("phone", reason="SIP trunk down", eta=timedelta(hours=2), by="tester")
-    eng.run_due()
+    tick(eng)
     planned = {r.step_id: r.due_at for r in eng.store.steps_for(1) if r.state == "planned"}
     assert planned["call-provider"] == NOW + timedelta(minutes=10)
     assert planned["website-banner"] == NOW + timedelta(minutes=15)
@@ -42,7 +42,7 @@ def test_a_disabled_step_takes_the_steps_that_only_follow_it_along(configure: Co
     eng.clock.advance(timedelta(hours=1))  # type: ignore[attr-defined]
     eng.open("phone", reason="SIP trunk down", eta=timedelta(hours=3), by="tester")  # the ETA moves
     eng.close("phone", by="tester")
-    eng.run_due()
+    tick(eng)
     steps = {r.step_id for r in eng.store.steps_for(1)}
     assert {"thank-provider", "staff-resolved", "staff-eta-update"} <= steps
     assert not {"social-post", "social-update", "social-resolved"} & steps

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import MakeEngine
+from tests.conftest import MakeEngine, tick
 
 LASTED = timedelta(hours=2, minutes=35)  # past the first post (after 30m, 2h for the office internet)
 SAYS = {
@@ -35,11 +35,11 @@ def resolved_post(workdir: Path) -> dict[str, str]:
 def test_resolved_post_says_how_long_the_outage_lasted(engine: MakeEngine, workdir: Path, channel: str) -> None:
     eng = engine()
     eng.open(channel, reason="provider fault", eta=timedelta(hours=2), by="tester")
-    eng.run_due()
+    tick(eng)
     eng.clock.advance(LASTED)
-    eng.run_due()
+    tick(eng)
     eng.close(channel, by="tester")
-    eng.run_due()
+    tick(eng)
 
     bodies = resolved_post(workdir)
     for (ch, locale), text in SAYS.items():

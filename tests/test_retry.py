@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from tests.conftest import NOW, Configure, HttpServer, RunCli
+
+# The CLI's own start (Python, imports, config) on a loaded CI machine, beside the 6 s the budget allows.
+STARTUP_ALLOWANCE = 3.0
 
 
 def _hook_row(workdir: Path, step: str = "staff-runbook") -> tuple[int, str, int]:
@@ -71,3 +75,29 @@ def test_a_closed_outage_is_not_announced_again(configure: Configure, cli: RunCl
     proc = cli("retry", str(step), now=NOW + timedelta(minutes=11))
     assert proc.returncode == 2 and "situation #1 is closed" in proc.stderr
     assert len(http_server.requests) == before
+
+
+def test_the_inline_budget_bounds_the_command_against_a_sink_that_hangs(
+        configure: Configure, cli: RunCli, http_server: HttpServer, workdir: Path) -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["sinks"]["hook"] = {"type": "webhook", "url": http_server.url, "timeout": 30}
+        cfg["routes"]["staff"] = ["outbox", "hook"]
+        cfg["retry"] = {"attempts": 4, "first_delay": "1s", "max_delay": "1s", "inline_budget": "5s"}
+
+    configure(edit)
+    http_server.hang = 60  # takes the request and never answers within the sink's own 30 s
+
+    started = time.monotonic()
+    proc = cli("outage", "phone", "--reason", "SIP trunk down", "--json", now=NOW)
+    took = time.monotonic() - started
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert took < 6 + STARTUP_ALLOWANCE, took
+    out = json.loads(proc.stdout)
+    [hook] = [r for r in out["ran"] if r["sink"] == "hook" and r["step"] == "staff-runbook"]
+    assert hook["state"] == "failed"
+    assert "inline budget" in hook["detail"] and "left for `continuity tick`" in hook["detail"], hook["detail"]
+    step, state, attempts = _hook_row(workdir)
+    assert state == "failed" and attempts >= 1
+    # The outbox copy went out at once: one hanging sink holds up nothing else.
+    assert len(list((workdir / "outbox").glob("*staff-runbook*"))) == 1

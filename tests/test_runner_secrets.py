@@ -19,7 +19,7 @@ from continuity.config.envrefs import EnvHeaders, EnvUrl, Secret
 from continuity.redact import HIDDEN, secrets_in
 from continuity.sinks import SINKS
 from continuity.sinks.base import Action, Outcome, Sink, SinkSettings
-from tests.conftest import Configure, MakeEngine
+from tests.conftest import Configure, MakeEngine, tick
 
 TOKEN = "hooktoken-7f3a9c2e1b"
 PASSWORD = "pw-Zq8xL2mN"
@@ -93,7 +93,7 @@ def test_no_secret_reaches_the_ledger_or_the_results(leaky: Any, engine: MakeEng
     leaky(mode)
     eng = engine()
     eng.open("phone", reason="SIP trunk down", eta=None, by="tester")
-    results = eng.run_due()
+    results = tick(eng)
     leaked = [r for r in results if r.row.sink == "leaky"]
     assert leaked, "the leaky sink ran"
     for result in leaked:

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from continuity.probes.imap import ImapFailure, ImapSession, mailbox_name
+from continuity.net.imap import ImapFailure, ImapSession, mailbox_name
 from continuity.sinks.autoreply import AutoreplySettings
 
 # Cap on the bytes of one message fetched (a partial BODY.PEEK[]<0.N>): enough for headers and text; a huge

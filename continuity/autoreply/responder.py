@@ -40,8 +40,8 @@ from continuity.autoreply.smtppool import SmtpPermanent, SmtpPool, SmtpTemporary
 from continuity.autoreply.state import AutoreplyState, Part, Pending
 from continuity.errors import ContinuityError
 from continuity.logs import event
-from continuity.probes.imap import ImapFailure, imap_reason
-from continuity.probes.netreason import scrub
+from continuity.net.imap import ImapFailure, imap_reason
+from continuity.net.reason import scrub
 
 if TYPE_CHECKING:
     from continuity.clock import Clock
@@ -105,17 +105,16 @@ class StoreWorker:
 
     def _apply(self, ops: list[Callable[[], Any]]) -> list[Any]:
         out: list[Any] = []
-        conn = self.store.conn
         with self.store.transaction():
             for op in ops:
                 # A savepoint each: one failing write is undone alone, the others of the batch still commit.
-                conn.execute("SAVEPOINT op")
                 try:
-                    out.append(op())
+                    with self.store.savepoint():
+                        result = op()
                 except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
                     out.append(exc)
-                conn.execute("RELEASE op")
+                else:
+                    out.append(result)
         return out
 
     def close(self) -> None:
@@ -150,7 +149,7 @@ class Responder:
                  first_delay: float = 1.0, max_delay: float = 300.0,
                  on_outcome: Callable[[str], None] | None = None) -> None:
         from continuity.autoreply.rules import Policy
-        from continuity.engine import current_owner
+        from continuity.owners import current_owner
 
         self.name = name
         self.settings = settings
@@ -206,7 +205,7 @@ class Responder:
     async def run(self) -> None:
         """Answer until the ledger says off, or stop() is called."""
         from continuity.autoreply.language import warm_up
-        from continuity.engine import owner_alive
+        from continuity.owners import owner_alive
 
         s = self.settings
         try:

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from continuity.probes.netreason import scrub
+from continuity.net.reason import scrub
 
 if TYPE_CHECKING:
     import aiosmtplib
@@ -124,7 +124,7 @@ class SmtpPool:
     # connections --------------------------------------------------------------------------------------------
 
     async def connect(self) -> aiosmtplib.SMTP:
-        from continuity.probes.smtp import open_smtp
+        from continuity.net.smtp import open_smtp
 
         s = self.settings
         password = s.smtp_password.get_secret_value() if s.smtp_password is not None else None
@@ -170,7 +170,7 @@ class SmtpPool:
 
     def reason(self, exc: BaseException) -> str:
         """A short reason, with the SMTP code when there is one and never a password."""
-        from continuity.probes.smtp import smtp_reason
+        from continuity.net.smtp import smtp_reason
 
         s = self.settings
         password = s.smtp_password.get_secret_value() if s.smtp_password is not None else None
@@ -178,7 +178,7 @@ class SmtpPool:
 
     async def aclose(self) -> None:
         """QUIT every idle connection."""
-        from continuity.probes.smtp import close_smtp
+        from continuity.net.smtp import close_smtp
 
         idle, self._idle = self._idle, []
         await asyncio.gather(*(close_smtp(smtp) for smtp in idle), return_exceptions=True)

@@ -8,3 +8,9 @@ surge mode switches on by itself (and off at the end).
     content.py  the `campaign` template variable, FAQ and answers, FAQ search, version diffs
     agents.py   what agents use during the campaign: `continuity faq` and `continuity reply`
 """
+
+from continuity.campaigns.content import situation_campaign  # noqa: E402
+from continuity.variables import register_context_part  # noqa: E402
+
+# Templates see `campaign` (None outside a surge situation); render itself never imports campaigns.
+register_context_part("campaign", situation_campaign)

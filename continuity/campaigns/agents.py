@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from continuity.campaigns.content import Schedule, TextError, matches, render_text, text_context
 from continuity.campaigns.model import Campaign, text_for
-from continuity.campaigns.phases import _shift, campaign_of, find_run
+from continuity.campaigns.phases import campaign_of, current_shift, find_run
 from continuity.campaigns.store import CampaignRun, runs
 from continuity.errors import InputError
 
@@ -36,7 +36,7 @@ def active(engine: Engine, name: str | None = None) -> list[tuple[CampaignRun, C
 
 
 def _schedule(engine: Engine, run: CampaignRun, c: Campaign) -> Schedule:
-    return Schedule(run.starts_at, run.ends_at, _shift(engine, run, c))
+    return Schedule(run.starts_at, run.ends_at, current_shift(engine, run, c))
 
 
 @dataclass

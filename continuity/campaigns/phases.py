@@ -80,7 +80,7 @@ def find_run(engine: Engine, name: str) -> CampaignRun:
     return run
 
 
-def _shift(engine: Engine, run: CampaignRun, campaign: Campaign) -> int:
+def current_shift(engine: Engine, run: CampaignRun, campaign: Campaign) -> int:
     """How many years this run lies after the dates of its version (recurring campaigns)."""
     tz = ZoneInfo(engine.loaded.config.organisation.timezone)
     return run.starts_at.astimezone(tz).year - campaign.start.astimezone(tz).year
@@ -91,7 +91,7 @@ def _situation_data(engine: Engine, run: CampaignRun, campaign: Campaign, **extr
     # changed, summary) to the campaign's brief.to routes as well.
     return {"campaign": {"name": run.name, "run": run.run, "version": run.version,
                          "starts_at": run.starts_at.isoformat(), "ends_at": run.ends_at.isoformat(),
-                         "shift": _shift(engine, run, campaign), "snapshot": campaign.model_dump(mode="json"),
+                         "shift": current_shift(engine, run, campaign), "snapshot": campaign.model_dump(mode="json"),
                          **extra},
             "also_staff": list(campaign.brief.to)}
 

@@ -9,10 +9,8 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
-from zoneinfo import ZoneInfo
 
 import typer
 
@@ -74,6 +72,7 @@ def load() -> LoadedConfig:
 
 
 def engine(loaded: LoadedConfig | None = None) -> Engine:
+    import continuity.campaigns  # noqa: F401 (its template variable: the commands render surge steps too)
     from continuity.engine import Engine
 
     loaded = loaded or load()
@@ -159,30 +158,3 @@ def report_error(exc: ContinuityError, as_json: bool) -> None:
         out.print(f"[bold red]{label}:[/] {esc(e)}", markup=True, highlight=False, soft_wrap=True)
 
 
-def parse_eta(text: str | None, now: datetime, tz: str) -> datetime | None:
-    """`2h`, `90m` (from now), `14:30` (next such local time) or an ISO date-time."""
-    if text is None or text == "":
-        return None
-    from continuity.durations import parse_duration
-
-    try:
-        return now + parse_duration(text)
-    except ValueError:
-        pass
-    try:
-        hhmm = time.fromisoformat(text)
-        local = now.astimezone(ZoneInfo(tz))
-        cand = datetime.combine(local.date(), hhmm, tzinfo=ZoneInfo(tz))
-        if cand <= local:
-            cand += timedelta(days=1)
-        return cand.astimezone(UTC)
-    except ValueError:
-        pass
-    try:
-        when = datetime.fromisoformat(text)
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=ZoneInfo(tz))
-        return when.astimezone(UTC)
-    except ValueError:
-        raise InputError(f"--eta {text!r}: expected a duration (2h, 90m), a time (14:30) or an ISO date-time") \
-            from None

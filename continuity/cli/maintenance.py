@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 import typer
 
 from continuity.cli import app
-from continuity.cli.common import console, engine, esc, guarded, load, parse_eta, print_json, who
+from continuity.cli.common import console, engine, esc, guarded, load, print_json, who
+from continuity.durations import parse_eta
 from continuity.errors import InputError
 
 maint = typer.Typer(help="Plan maintenance of a channel: customers and staff are told ahead, failures inside the "

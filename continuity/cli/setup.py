@@ -46,6 +46,7 @@ def validate(as_json: Annotated[bool, typer.Option("--json", help="Machine-reada
     from continuity.campaigns.load import FileReport, check_files
     from continuity.errors import InputErrors
     from continuity.preview import render_everything
+    from continuity.public.status import check_templates
 
     loaded = load()
     now = clock().now()
@@ -54,6 +55,10 @@ def validate(as_json: Annotated[bool, typer.Option("--json", help="Machine-reada
     campaigns: list[FileReport] = []
     try:
         renders = render_everything(loaded, now)
+    except InputErrors as exc:
+        errors.extend(exc.errors)
+    try:
+        renders += check_templates(loaded, now)  # the public status page, in every served locale
     except InputErrors as exc:
         errors.extend(exc.errors)
     try:

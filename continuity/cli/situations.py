@@ -9,7 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from continuity.cli import app
-from continuity.cli.common import clock, console, engine, err_console, esc, guarded, load, parse_eta, print_json, who
+from continuity.cli.common import clock, console, engine, err_console, esc, guarded, load, print_json, who
+from continuity.durations import parse_eta
 from continuity.errors import ExitCode, InputError
 
 JSON = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
@@ -235,8 +236,11 @@ def tick(as_json: JSON = False) -> None:
     Put it in cron every minute to run playbooks without the daemon. Steps left half-done by a crash are
     resumed (idempotent sinks) or flagged `uncertain` for you to confirm; nothing is sent twice.
     """
+    from continuity import triggers
+
     eng = engine()
     recovered = eng.recover()
+    triggers.advance(eng)  # windows and campaigns that are due open, start or end before their steps run
     # Interrupted mid-send by a crash with a sink that cannot safely repeat: a person has to look.
     flagged = [row for row in (eng.store.get_step(r.id) for r in recovered) if row and row.state == "uncertain"]
     results = eng.run_due()

@@ -96,5 +96,42 @@ def config_schema() -> dict[str, Any]:
     from continuity.config.models import Config
 
     doc = _admit_refs(Config.model_json_schema(mode="validation", schema_generator=_ConfigSchemaGenerator))
-    doc.setdefault("$defs", {})[ENV_REF] = dict(ENV_REF_SCHEMA)
+    defs = doc.setdefault("$defs", {})
+    defs[ENV_REF] = dict(ENV_REF_SCHEMA)
+    _typed(defs, "SinkSpec", _registered("sinks"))
+    _typed(defs, "ProbeSpec", _registered("probes"))
     return {"$schema": SCHEMA_DIALECT, **doc, "title": "continuity configuration"}
+
+
+def _registered(kind: str) -> dict[str, Any]:
+    """type name → Settings model of every registered sink or probe type."""
+    if kind == "sinks":
+        from continuity.sinks import SINKS, sink_class
+
+        return {name: sink_class(name).Settings for name in SINKS}
+    from continuity.probes import PROBES, probe_class
+
+    return {name: probe_class(name).Settings for name in PROBES}
+
+
+def _typed(defs: dict[str, Any], spec: str, models: dict[str, Any]) -> None:
+    """Replace the loose `{type: string, ...}` of a sink or probe spec by one branch per registered type: its
+    `type` as a constant and its own settings, strict, so an editor flags `timout:` as the loader does."""
+    if spec not in defs:
+        return
+    branches = []
+    for name, model in sorted(models.items()):
+        prefix = f"{spec}_{name}_"
+        branch = model.model_json_schema(mode="validation", schema_generator=_ConfigSchemaGenerator,
+                                         ref_template="#/$defs/" + prefix + "{model}")
+        for sub, sub_schema in branch.pop("$defs", {}).items():
+            defs[prefix + sub] = _admit_refs(sub_schema)
+        branch = _admit_refs(branch)
+        props = branch.setdefault("properties", {})
+        props["type"] = {"const": name}
+        branch["required"] = sorted({"type", *branch.get("required", [])})
+        branch["additionalProperties"] = False
+        branch["title"] = f"{name} ({spec[:-4].lower()})"
+        branches.append(branch)
+    notes = {key: defs[spec][key] for key in ("description",) if key in defs[spec]}
+    defs[spec] = {**notes, "anyOf": branches}

@@ -6,14 +6,30 @@ from __future__ import annotations
 import hmac
 import json
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from continuity.errors import ContinuityError
+from continuity.public.web import Served
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from continuity.daemon.service import Daemon
+    from continuity.daemon.metrics import Metrics
+    from continuity.engine import Engine
+    from continuity.runner import StepResult
+
+
+class Controlled(Served, Protocol):
+    """What the HTTP endpoint needs of the daemon (continuity.daemon.service.Daemon) beyond the public pages:
+    where it listens, its engine and metrics, and the two calls behind /healthz and the actions."""
+
+    bind: str
+    engine: Engine
+    metrics: Metrics
+
+    def healthz(self, full: bool = False) -> tuple[bool, dict[str, Any]]: ...
+
+    async def run_steps(self) -> list[StepResult]: ...
 
 
 def split_bind(bind: str) -> tuple[str, int]:
@@ -28,7 +44,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
                         content_type="application/json")
 
 
-def _authorised(daemon: Daemon, request: web.Request) -> web.Response | None:
+def _authorised(daemon: Controlled, request: web.Request) -> web.Response | None:
     """None when the request carries the right token; otherwise the refusal to send."""
     env = daemon.loaded.config.daemon.token_env
     token = os.environ.get(env)
@@ -48,7 +64,7 @@ def _not_text(body: dict[str, Any], *fields: str) -> web.Response | None:
     return None
 
 
-async def serve(daemon: Daemon) -> web.AppRunner:
+async def serve(daemon: Controlled) -> web.AppRunner:
     from aiohttp import web
 
     async def healthz(request: web.Request) -> web.Response:
@@ -71,7 +87,7 @@ async def serve(daemon: Daemon) -> web.AppRunner:
         wrong = _not_text(body, "eta", "by")
         if wrong:
             return wrong
-        from continuity.cli.common import parse_eta
+        from continuity.durations import parse_eta
 
         try:
             eta = parse_eta(body.get("eta"), daemon.clock.now(), daemon.loaded.config.organisation.timezone)

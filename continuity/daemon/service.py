@@ -11,17 +11,17 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from continuity import triggers
 from continuity.autoreply.supervisor import Supervisor
-from continuity.campaigns import phases as campaigns
 from continuity.checks import ChannelCheck, ProbeSet
 from continuity.clock import Clock
 from continuity.config.loader import LoadedConfig
-from continuity.daemon import DAEMON_TEMPLATES, FLAPPING_TEMPLATE, HEALTHY_TEMPLATE
 from continuity.daemon.metrics import Metrics
 from continuity.daemon.surge import SurgeMonitor
 from continuity.engine import Engine
 from continuity.logs import event
-from continuity.maintenance import active_window, advance, next_times
+from continuity.maintenance import active_window
+from continuity.notes import DAEMON_TEMPLATES, FLAPPING_TEMPLATE, HEALTHY_TEMPLATE
 from continuity.probes.health import ChannelHealth
 from continuity.runner import StepResult
 from continuity.store.sqlite import SqliteStore, ts
@@ -312,7 +312,8 @@ class Daemon:
                 self._in_steps.discard(task)
 
     async def _run_steps(self) -> list[StepResult]:
-        for what, window in advance(self.engine):
+        moved = triggers.advance(self.engine)
+        for what, window in moved.maintenance:
             event(self.log, f"maintenance.{what}", f"maintenance #{window.id} of {window.channel} {what}",
                   channel=window.channel, window=window.id)
             h = self.health.get(window.channel)
@@ -322,7 +323,7 @@ class Daemon:
                                           reason=f"still down after maintenance #{window.id}: {h.last_reason}"[:500])
                 event(self.log, "outage.opened", f"outage #{opened.situation.id} of {window.channel} opened",
                       channel=window.channel, situation=opened.situation.id)
-        for what, run in campaigns.advance(self.engine):
+        for what, run in moved.campaigns:
             event(self.log, f"campaign.{what}", f"campaign {run.name} (run {run.run}) {what}", campaign=run.name,
                   situation=run.situation_id)
         results = await self.engine.run_due_async(inline=False)
@@ -344,7 +345,7 @@ class Daemon:
     async def resync(self) -> None:
         self.engine.recover()
         self.autoreply.sync()  # situations opened or closed by other processes (the CLI)
-        due = min([t for t in [self.store.next_due(), *next_times(self.engine), *campaigns.next_times(self.engine)]
+        due = min([t for t in [self.store.next_due(), *(when for _, when in triggers.next_times(self.engine))]
                    if t is not None], default=None)
         if due is not None and due <= self.clock.now():
             await self.run_steps()
@@ -360,8 +361,8 @@ class Daemon:
             return
         live = {job.id for job in self.scheduler.get_jobs()}
         self._step_jobs &= live
-        wanted: list[tuple[str, datetime]] = [(f"maintenance-{ts(when)}", when) for when in next_times(self.engine)]
-        wanted += [(f"campaign-{ts(when)}", when) for when in campaigns.next_times(self.engine)]
+        wanted: list[tuple[str, datetime]] = [(f"{what}-{ts(when)}", when)
+                                              for what, when in triggers.next_times(self.engine)]
         for row in self.store.pending_steps():
             when = row.next_retry_at if row.state == "failed" else row.due_at
             if when is not None:

@@ -1,4 +1,6 @@
-"""One SMTP transaction in phases, so a caller knows whether a failure can have delivered the message.
+"""The SMTP client every sender shares: a connected client, one transaction in phases, and a failure's reason.
+
+A transaction in phases, so a caller knows whether a failure can have delivered the message.
 
 SMTP has one point of no return: the final dot of DATA. Before the server has it, nothing was delivered and a
 retry is safe; after it, a reply that never comes (a slow content filter, a greylisting relay, a dropped line, a
@@ -12,10 +14,14 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
+
+from continuity.net.reason import network_reason, scrub, seconds
 
 if TYPE_CHECKING:
     import aiosmtplib
+
+Security = Literal["none", "starttls", "tls"]
 
 _PERIOD = re.compile(rb"(?m)^\.")
 _LINE_ENDS = re.compile(rb"\r\n|\r|\n")
@@ -101,3 +107,70 @@ async def _reset(smtp: aiosmtplib.SMTP, timeout: float) -> None:
             await smtp.rset(timeout=timeout)
     except (aiosmtplib.SMTPException, OSError):
         pass
+
+
+async def open_smtp(
+    host: str,
+    port: int,
+    security: Security,
+    username: str | None,
+    password: str | None,
+    verify_tls: bool,
+    timeout: float,
+) -> aiosmtplib.SMTP:
+    """A connected, greeted (EHLO), optionally encrypted and logged-in client; raises aiosmtplib errors."""
+    import aiosmtplib
+
+    # start_tls=False: aiosmtplib would otherwise upgrade on its own whenever the server offers STARTTLS,
+    # and a probe must test exactly what was configured.
+    smtp = aiosmtplib.SMTP(hostname=host, port=port, use_tls=security == "tls", start_tls=False,
+                           validate_certs=verify_tls, timeout=timeout)
+    await smtp.connect()
+    try:
+        await smtp.ehlo()
+        if security == "starttls":
+            await smtp.starttls()
+            await smtp.ehlo()
+        if username is not None and password is not None:
+            await smtp.login(username, password)
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp
+
+
+async def close_smtp(smtp: aiosmtplib.SMTP) -> None:
+    """QUIT politely; a server that drops the line at QUIT has still done its job."""
+    import aiosmtplib
+
+    try:
+        if smtp.is_connected:
+            await smtp.quit()
+    except (aiosmtplib.SMTPException, OSError):
+        pass
+    finally:
+        smtp.close()
+
+
+def smtp_reason(exc: BaseException, timeout: float, password: str | None) -> str:
+    """A short reason for an aiosmtplib (or socket) failure: the SMTP code when there is one."""
+    import aiosmtplib
+
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
+        exc = exc.recipients[0]
+    if isinstance(exc, aiosmtplib.SMTPTimeoutError):
+        return f"timed out after {seconds(timeout)}"
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        # Before the connection check: a 421/554 greeting is a connect error that carries a code.
+        answer = f"SMTP {exc.code} {scrub(exc.message, password)}".rstrip()
+        if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+            return f"login refused ({answer})"
+        return answer
+    if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
+        return "connection closed by the server"
+    if isinstance(exc, aiosmtplib.SMTPConnectError | OSError):
+        return network_reason(exc, timeout)
+    if isinstance(exc, aiosmtplib.SMTPException):
+        # Raised by the client about the server's abilities (no STARTTLS, no AUTH): a setting to change.
+        return scrub(exc.message or str(exc), password)
+    return f"failed ({type(exc).__name__})"

@@ -17,8 +17,8 @@ from pydantic import Field, field_validator, model_validator
 
 from continuity.config.envrefs import EnvHeaders, EnvUrl, Secret
 from continuity.config.models import Duration
+from continuity.net.http import ClientSlot
 from continuity.probes.base import Probe, ProbeContext, ProbeResult, ProbeSettings
-from continuity.probes.httpclient import ClientSlot
 from continuity.probes.tcp import describe_network_error
 
 if TYPE_CHECKING:

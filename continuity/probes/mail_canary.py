@@ -25,10 +25,10 @@ from pydantic import Field, field_validator, model_validator
 
 from continuity.config.envrefs import Secret
 from continuity.config.models import Duration
+from continuity.net.imap import ImapFailure, ImapSession, imap_reason
+from continuity.net.reason import seconds
+from continuity.net.smtp import close_smtp, open_smtp, smtp_reason
 from continuity.probes.base import Probe, ProbeContext, ProbeResult, ProbeSettings
-from continuity.probes.imap import ImapFailure, ImapSession, imap_reason
-from continuity.probes.netreason import seconds
-from continuity.probes.smtp import close_smtp, open_smtp, smtp_reason
 from continuity.threads import in_thread
 
 Security = Literal["none", "starttls", "tls"]

@@ -17,8 +17,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from continuity.net.reason import network_reason, scrub, seconds
 from continuity.probes.base import Probe, ProbeResult, ProbeSettings
-from continuity.probes.netreason import network_reason, scrub, seconds
 
 T1 = 0.5  # RFC 3261 round-trip estimate: the first retransmission interval
 T2 = 4.0  # the longest interval between retransmissions of a non-INVITE request

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from continuity.config.envrefs import EnvUrl
+from continuity.net.http import ClientSlot
 from continuity.probes.base import Probe, ProbeContext, ProbeResult, ProbeSettings, Status
 from continuity.probes.http import USER_AGENT, check_http_url, url_host
-from continuity.probes.httpclient import ClientSlot
 from continuity.probes.tcp import describe_network_error
 
 if TYPE_CHECKING:

@@ -16,13 +16,15 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from continuity.clock import Clock
-from continuity.config.loader import LoadedConfig
 from continuity.config.models import Surge
 from continuity.probes.base import ProbeContext
 from continuity.probes.volume import Reading, ReadingError, VolumeProbe
+
+if TYPE_CHECKING:
+    from continuity.config.loader import LoadedConfig
 
 State = Literal["normal", "rising", "surging", "easing"]
 Event = Literal["surge_started", "surge_over"]

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from continuity.config.envrefs import EnvHeaders, EnvUrl, Secret
+from continuity.net.http import ClientSlot
+from continuity.net.imap import ImapFailure, ImapSession, Security, imap_reason, imap_text, mailbox_name
+from continuity.net.reason import scrub
 from continuity.probes.base import Probe, ProbeContext, ProbeResult, ProbeSettings
 from continuity.probes.http import MAX_BODY, USER_AGENT, check_http_url, url_host
-from continuity.probes.httpclient import ClientSlot
-from continuity.probes.imap import ImapFailure, ImapSession, Security, _text, imap_reason, mailbox_name
-from continuity.probes.netreason import scrub
 from continuity.probes.tcp import describe_network_error
 from continuity.threads import in_thread
 
@@ -279,8 +279,8 @@ class _StatusSession(ImapSession):
     def unseen(self, mailbox: str) -> int:
         typ, data = self._arm().status(mailbox_name(mailbox), "(UNSEEN)")
         if typ != "OK":
-            raise ImapFailure(f'cannot read mailbox "{mailbox}": {scrub(_text(data))}')
-        match = _UNSEEN.search(_text(data))
+            raise ImapFailure(f'cannot read mailbox "{mailbox}": {scrub(imap_text(data))}')
+        match = _UNSEEN.search(imap_text(data))
         if match is None:
-            raise ImapFailure(f"the server's STATUS answer has no UNSEEN count: {scrub(_text(data))}")
+            raise ImapFailure(f"the server's STATUS answer has no UNSEEN count: {scrub(imap_text(data))}")
         return int(match.group(1))

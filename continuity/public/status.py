@@ -299,7 +299,7 @@ def sample_situations(loaded: LoadedConfig, now: datetime) -> tuple[list[Situati
     from dataclasses import replace
     from datetime import timedelta
 
-    from continuity.preview import sample_situation
+    from continuity.samples import sample_situation
 
     channel = next(iter(public_channels(loaded) or loaded.config.channels))
     outage = replace(sample_situation(channel, now - timedelta(minutes=40)), id=1, eta=now + timedelta(hours=2))
@@ -320,7 +320,7 @@ def check_templates(loaded: LoadedConfig, now: datetime) -> int:
     """Render the status page in every served locale with sample situations; errors name file and line."""
     import jinja2
 
-    from continuity.templating import _shown, _template_line
+    from continuity.templating import shown_path, template_line
 
     page = StatusPage(loaded)
     situations, events = sample_situations(loaded, now)
@@ -340,12 +340,12 @@ def check_templates(loaded: LoadedConfig, now: datetime) -> int:
                 count += 1
             except jinja2.TemplateSyntaxError as exc:
                 errors.append(InputError(f"template syntax error: {exc.message}",
-                                         Location(_shown(exc.filename, rel), exc.lineno)))
+                                         Location(shown_path(exc.filename, rel), exc.lineno)))
                 break
             except (jinja2.TemplateError, TypeError, ValueError, LookupError) as exc:
                 tmpl = page.env.get_template(rel)
-                line = _template_line(sys.exc_info()[2], tmpl)
-                errors.append(InputError(f"template error: {exc}", Location(_shown(tmpl.filename, rel), line)))
+                line = template_line(sys.exc_info()[2], tmpl)
+                errors.append(InputError(f"template error: {exc}", Location(shown_path(tmpl.filename, rel), line)))
                 break
     if errors:
         from continuity.errors import InputErrors

@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from datetime import datetime
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from continuity.public.banner import BannerSource
 from continuity.public.status import StatusPage, pick_locale, status_data
@@ -21,7 +22,21 @@ from continuity.public.voice import announcement, twiml
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from continuity.daemon.service import Daemon
+    from continuity.clock import Clock
+    from continuity.config.loader import LoadedConfig
+    from continuity.probes.health import ChannelHealth
+    from continuity.store.sqlite import SqliteStore
+
+
+class Served(Protocol):
+    """What the public routes read of the process serving them (the daemon, continuity.daemon.service): the
+    config, the store, the time, and what its probes last saw. Nothing here can change state."""
+
+    loaded: LoadedConfig
+    store: SqliteStore
+    clock: Clock
+    health: dict[str, ChannelHealth]
+    last_cycle_at: dict[str, datetime]
 
 log = logging.getLogger("continuity.public")
 
@@ -34,7 +49,7 @@ def banner_script() -> bytes:
     return (resources.files("continuity.public") / "banner.js").read_bytes()
 
 
-def health_states(daemon: Daemon) -> dict[str, str | None]:
+def health_states(daemon: Served) -> dict[str, str | None]:
     """Each probed channel as up / degraded / down / unknown (not probed since start); hysteresis respected."""
     out: dict[str, str | None] = {}
     for ch, h in daemon.health.items():
@@ -48,7 +63,7 @@ def health_states(daemon: Daemon) -> dict[str, str | None]:
 
 
 class PublicSite:
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Served) -> None:
         self.daemon = daemon
         self.loaded = daemon.loaded
         self.public = daemon.loaded.config.daemon.public
@@ -144,7 +159,7 @@ class PublicSite:
                                                 "Content-Type": "application/xml; charset=utf-8"})
 
 
-def add_public_routes(app: web.Application, daemon: Daemon) -> None:
+def add_public_routes(app: web.Application, daemon: Served) -> None:
     """Mount the public pages on the daemon's HTTP app."""
     site = PublicSite(daemon)
     app.router.add_get("/banner.json", site.banner_json)

@@ -117,7 +117,7 @@ class AutoreplySettings(SinkSettings):
 
 def check_mailbox(settings: AutoreplySettings) -> None:
     """Log in and open the mailbox read-only (EXAMINE), then log out. Blocking: run it in a thread."""
-    from continuity.probes.imap import ImapSession, examine
+    from continuity.net.imap import ImapSession, examine
 
     session = ImapSession(settings.imap_host, settings.imap_port_number, settings.imap_security,
                           settings.verify_tls, time.monotonic() + settings.timeout.total_seconds())
@@ -137,7 +137,7 @@ class AutoreplySink(Sink):
     settings: AutoreplySettings
 
     async def apply(self, action: Action) -> Outcome:
-        from continuity.probes.imap import ImapFailure, imap_reason
+        from continuity.net.imap import ImapFailure, imap_reason
 
         s = self.settings
         timeout = s.timeout.total_seconds()

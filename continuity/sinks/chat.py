@@ -3,10 +3,18 @@
 Apprise URLs embed a token, so each must be written with a `${ENV}` reference (whole or in part) and is
 masked in reprs: no outcome names a URL, only its position ("chat target 2 of 3"),
 and apprise's own log lines have the URLs blanked while this sink is talking through it.
+
+Each target's progress is a send mark in the store (the part is a digest of the target's URL, so the marks
+follow a target when the list is reordered and never hold its token): `ending` just before apprise is handed
+the message, `sent` once it reported the message delivered. A retry or a restart skips targets already sent;
+one whose sending was cut off (the process was killed, the runner gave up waiting) is `uncertain` for a person
+to settle, never a second copy. apprise reports only delivered or not: a target it reports not delivered (the
+service refused, or could not be reached, or did not answer in time) is forgotten and tried again, as before.
 """
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +64,9 @@ class ChatSink(Sink):
     type_name = "chat"
     Settings = ChatSettings
     actions = frozenset({"notify", "post"})
-    idempotent = False
+    # Re-running an action is safe: each target's progress is in the store's send marks (sent: skipped;
+    # interrupted while apprise was sending: reported uncertain, never sent again), so a crash repeats nothing.
+    idempotent = True
     reversible = False
     description = "a message to staff chat (Slack, Teams, Matrix, ntfy and 100+ more) through apprise"
 
@@ -66,8 +76,6 @@ class ChatSink(Sink):
         super().__init__(name, settings, context)
         self._targets: list[apprise.Apprise] | None = None
         self._redactor = _redactor(self.settings.urls)
-        # (action key, target index) pairs delivered by this process: a retry only goes to the rest.
-        self._delivered: set[tuple[str, int]] = set()
 
     async def apply(self, action: Action) -> Outcome:
         if not action.messages:
@@ -81,18 +89,39 @@ class ChatSink(Sink):
                 f"chat target(s) {listed} of {total}: apprise does not understand the URL "
                 "(check the scheme and the token; the URL itself is not shown because it holds a token)"
             )
+        marks = self.context.marks
+        parts = [target_part(url) for url in self.settings.urls]
+        unsure = [i for i, part in enumerate(parts) if marks.state(action.key, part) == "ending"]
+        pending = [i for i, part in enumerate(parts) if marks.state(action.key, part) is None]
+        if not pending:
+            return self._unsure(unsure) if unsure else Outcome.success(
+                f"already sent to every chat target ({total}) by an earlier attempt")
         failed: list[int] = []
-        for i, target in enumerate(targets):
-            if (action.key, i) in self._delivered:
-                continue
-            if await _notify(target, action.primary.title, chat_text(action)):
-                self._delivered.add((action.key, i))
-            else:
+        for i in pending:
+            part = parts[i]
+            # Past this point the service may have the message, whatever happens to this process.
+            marks.ending(action.key, part)
+            if await _notify(targets[i], action.primary.title, chat_text(action)):
+                marks.sent(action.key, part)
+            else:  # apprise says not delivered: nothing to settle, a retry may send it
+                marks.forget(action.key, part)
                 failed.append(i)
-        if not failed:
-            return Outcome.success(f"sent to {total} chat target(s)")
-        which = ", ".join(str(i + 1) for i in failed)
-        return Outcome.retry(f"chat target {which} of {total} failed; the service refused or did not answer")
+        if failed:
+            which = ", ".join(str(i + 1) for i in failed)
+            also = f"; {self._unsure(unsure).detail}" if unsure else ""
+            return Outcome.retry(f"chat target {which} of {total} failed; the service refused or did not answer"
+                                 + also)
+        if unsure:
+            return self._unsure(unsure)
+        return Outcome.success(f"sent to {total} chat target(s)")
+
+    def _unsure(self, which: list[int]) -> Outcome:
+        """Targets whose sending was cut off after apprise had the message: maybe delivered, so a person settles
+        them; never sent again on our own."""
+        listed = ", ".join(str(i + 1) for i in which)
+        return Outcome.unsure(f"chat target {listed} of {len(self.settings.urls)} was being sent when it was "
+                              "interrupted: it may have been delivered; check the chat, then `continuity settle ID "
+                              "sent` or `continuity settle ID resend`")
 
     async def aclose(self) -> None:
         self._redactor.remove()
@@ -118,6 +147,12 @@ class ChatSink(Sink):
         if not bad:
             self._targets = targets
         return targets, bad
+
+
+def target_part(url: str) -> str:
+    """The send-mark part of one chat target: a digest of its URL (stable when the list is reordered; the
+    store never holds the token)."""
+    return "target " + hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
 
 
 async def _notify(target: apprise.Apprise, title: str, body: str) -> bool:

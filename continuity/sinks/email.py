@@ -20,7 +20,7 @@ from pydantic import Field, field_validator, model_validator
 
 from continuity.config.envrefs import Secret
 from continuity.mailpolicy import MAIL
-from continuity.probes.netreason import network_reason
+from continuity.net.reason import network_reason
 from continuity.sinks.base import Action, Outcome, Sink, SinkSettings
 
 if TYPE_CHECKING:
@@ -154,10 +154,12 @@ class EmailSink(Sink):
                         raise
                     late.append(recipient)
                     continue
-                except BaseException:
+                except aiosmtplib.SMTPResponseException:
                     if marks.state(action.key, address) == "ending":  # refused after the dot: not delivered
                         marks.forget(action.key, address)
                     raise
+                # Anything else after the mark (cancelled by the runner's timeout, a crash) leaves it `ending`:
+                # the next run reports the recipient uncertain instead of sending a second copy.
                 marks.sent(action.key, address)
                 sent += 1
             if smtp.is_connected:
@@ -221,7 +223,7 @@ class EmailSink(Sink):
     def _scrub(self, text: str) -> str:
         # Servers echo parts of what they were sent; make sure the password is never passed on (replaced
         # before the text is cut, so no prefix of it survives at the cut).
-        from continuity.probes.netreason import scrub
+        from continuity.net.reason import scrub
 
         password = self.settings.password.get_secret_value() if self.settings.password is not None else None
         return scrub(text, password, limit=200)

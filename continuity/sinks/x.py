@@ -6,16 +6,22 @@ no per-post language field, so a multilingual shop that wants a post per languag
 per account, each with its own `locale`.
 
 Threads: the first post of a situation stands alone; every later post of the same situation (an ETA update,
-"resolved") replies to that first post, so customers find the whole story under one tweet. The sink keeps
-no store of its own: the post's id is in the ledger row's detail ("posted https://x.com/i/status/<id>")
-and the runner hands the sink its earlier rows of the situation (`Action.earlier`).
+"resolved") replies to that first post, so customers find the whole story under one tweet. The post's id is
+in the ledger row's detail ("posted https://x.com/i/status/<id>") and in the action's send mark (below); the
+runner hands the sink its earlier rows of the situation (`Action.earlier`).
 
-Retries and restarts never post twice. Within a process, an action key that was posted is answered from
-memory. After a crash between X's answer and the ledger write, the step runs again (the sink is marked
-idempotent) and X itself refuses the repeat: it answers 403 "duplicate content" to the same text from the
-same account, which this sink takes as "already posted" (the post id is then unknown, so a later update
-starts a new thread rather than guessing). Templates render the same text for the same situation revision,
-which is what makes that refusal reliable.
+Retries and restarts never post twice. Each action's post is a send mark in the store (part "post"):
+`ending` just before the request goes to X, `sent` with the post's URL once X answered with its id. A
+retry, or the step run again after a crash (the sink is marked idempotent), answers a posted action from
+its mark, and a restarted process still finds the id there for the thread and for undo. A post whose
+request was cut off (the process was killed while X had it) is `uncertain` for a person to settle, never
+posted again on our own. A request X answered with an error, or that never reached X, is forgotten and
+tried again; so is one whose answer was lost to a timeout, and there X itself refuses the repeat if the
+first went out: it answers 403 "duplicate content" to the same text from the same account, which this sink
+takes as "already posted" (the post id is then unknown, so a later update starts a new thread rather than
+guessing). Templates render the same text for the same situation revision, which is what makes that
+refusal reliable. Posts deleted on undo are marked too (part "deleted <id>" of the row that posted them),
+so no later reply hangs under a deleted post and a retried undo deletes only what is left.
 
 Errors: 429 waits for X's rate-limit reset (`x-rate-limit-reset`, or the 24-hour user limit's reset when
 that one is used up) before retrying; 5xx and network trouble are retried with the runner's backoff;
@@ -45,6 +51,9 @@ if TYPE_CHECKING:
     import tweepy
 
 STATUS_URL = "https://x.com/i/status/{id}"
+# The send-mark part of an action's post, and of a post deleted on undo (under the key of the row that posted it).
+POST = "post"
+DELETED = "deleted {id}"
 _POSTED = re.compile(r"x\.com/i/status/(\d+)")
 # Loggers that see credentials or signatures while a request is signed and sent (a filter on a logger does not
 # apply to records of its children, so each is named).
@@ -107,6 +116,9 @@ class XSink(Sink):
     type_name = "x"
     Settings = XSettings
     actions = frozenset({"post", "notice"})
+    # Re-running an action is safe: its post is in the store's send marks (posted: answered from the mark;
+    # cut off while X had the request: reported uncertain, never posted again), and a repeat after a lost
+    # answer is refused by X as a duplicate.
     idempotent = True
     # A `notice` routed here is switched off on close: its posts are deleted when delete_on_undo is set,
     # otherwise left up (and the ledger says so).
@@ -121,9 +133,6 @@ class XSink(Sink):
         self._redactor = _redactor([v.get_secret_value() for v in
                                     (s.consumer_key, s.consumer_secret, s.access_token, s.access_token_secret)])
         self._client: tweepy.Client | None = None
-        # Posted by this process: action key → post id; and ids deleted by it.
-        self._posted: dict[str, str] = {}
-        self._deleted: set[str] = set()
 
     # validate ------------------------------------------------------------------------------------------------
 
@@ -150,30 +159,44 @@ class XSink(Sink):
         problem = too_long(text, LIMIT)
         if problem is not None:
             return Outcome.fail(f"step {action.step_id}: the {chosen.locale} post is {problem}; shorten its template")
-        done = self._posted.get(action.key)
-        if done is not None:
-            return Outcome.success(f"posted {STATUS_URL.format(id=done)} (already, by an earlier attempt)")
+        marks = self.context.marks
+        state = marks.state(action.key, POST)
+        if state == "sent":
+            done = posted_id(marks.detail(action.key, POST))
+            if done is not None:
+                return Outcome.success(f"posted {STATUS_URL.format(id=done)} (already, by an earlier attempt)")
+            return Outcome.success("already posted by an earlier attempt; post id unknown")
+        if state == "ending":
+            return Outcome.unsure("the post was being sent to X when the sending was cut off: it may be up; check "
+                                  "the account, then `continuity settle ID sent` or `continuity settle ID resend`")
         root = self.thread_root(action)
         client = self._connect()
+        # Past this point X may have the post, whatever happens to this process.
+        marks.ending(action.key, POST)
         try:
             response = await in_thread(
                 functools.partial(client.create_tweet, text=text, in_reply_to_tweet_id=root, user_auth=True)
             )
         except Exception as exc:
-            return self._judge(exc, posting=True)
+            outcome = self._judge(exc, posting=True)
+            if outcome.ok:  # X refused the same text as a duplicate: an earlier attempt is up
+                marks.sent(action.key, POST)
+            else:  # X said no, or never got it, or its answer was lost (a repeat is refused as a duplicate)
+                marks.forget(action.key, POST)
+            return outcome
         tweet_id = str(response.data["id"])
-        self._posted[action.key] = tweet_id
+        marks.sent(action.key, POST, STATUS_URL.format(id=tweet_id))
         where = f" in reply to {root}" if root else ""
         return Outcome.success(f"posted {STATUS_URL.format(id=tweet_id)}{where} ({chosen.locale})")
 
     async def undo(self, action: Action) -> Outcome:
         if not self.settings.delete_on_undo:
             return Outcome.success("the post stays up (delete_on_undo is off for this sink)")
-        ids = [i for i in self.posts_of_step(action) if i not in self._deleted]
-        if not ids:
+        posts = [(key, i) for key, i in self.posts_of_step(action) if not self._is_deleted(key, i)]
+        if not posts:
             return Outcome.success("nothing to delete: no post of this step is on record")
         client = self._connect()
-        for tweet_id in ids:
+        for key, tweet_id in posts:
             try:
                 await in_thread(functools.partial(client.delete_tweet, tweet_id, user_auth=True))
             except Exception as exc:
@@ -181,8 +204,9 @@ class XSink(Sink):
 
                 if not isinstance(exc, tweepy.NotFound):  # already gone is what undo wants
                     return self._judge(exc, posting=False)
-            self._deleted.add(tweet_id)
-        return Outcome.success(f"deleted {len(ids)} post(s): {', '.join(ids)}")
+            # Deleting twice is harmless (gone is gone), so no `ending` first: only what is done is noted.
+            self.context.marks.sent(key, DELETED.format(id=tweet_id))
+        return Outcome.success(f"deleted {len(posts)} post(s): {', '.join(i for _, i in posts)}")
 
     async def aclose(self) -> None:
         self._redactor.remove()
@@ -197,26 +221,34 @@ class XSink(Sink):
         for row in action.earlier:
             if row.phase == "undo" or row.state not in ("done", "uncertain"):
                 continue
-            found = posted_id(row.detail)
-            if found is not None and found not in self._deleted:
+            found = self._post_of(row.key, row.detail)
+            if found is not None and not self._is_deleted(row.key, found):
                 return found
         return None
 
-    def posts_of_step(self, action: Action) -> list[str]:
-        """Every post made for the step being switched off (its first run and its refreshes), newest first so
-        no reply is left hanging under a deleted post."""
-        ids: list[str] = []
+    def posts_of_step(self, action: Action) -> list[tuple[str, str]]:
+        """Every post made for the step being switched off (its first run and its refreshes) as (key of the row
+        that posted it, post id), newest first so no reply is left hanging under a deleted post."""
+        posts: list[tuple[str, str]] = []
         for row in action.earlier:
             if row.phase in ("undo", "close") or row.state == "undone":
                 continue
             if row.key == action.target_key or row.step_id == action.step_id:
-                found = posted_id(row.detail)
-                if found is not None and found not in ids:
-                    ids.append(found)
-        mine = self._posted.get(action.target_key or "")
-        if mine is not None and mine not in ids:
-            ids.append(mine)
-        return ids[::-1]
+                found = self._post_of(row.key, row.detail)
+                if found is not None and found not in {i for _, i in posts}:
+                    posts.append((row.key, found))
+        if action.target_key:  # the target's post, even when its ledger row never got the id written
+            mine = self._post_of(action.target_key, "")
+            if mine is not None and mine not in {i for _, i in posts}:
+                posts.append((action.target_key, mine))
+        return posts[::-1]
+
+    def _post_of(self, key: str, detail: str) -> str | None:
+        """The id of the post an action made: from its ledger detail, else from its send mark."""
+        return posted_id(detail) or posted_id(self.context.marks.detail(key, POST))
+
+    def _is_deleted(self, key: str, tweet_id: str) -> bool:
+        return self.context.marks.state(key, DELETED.format(id=tweet_id)) == "sent"
 
     # plumbing --------------------------------------------------------------------------------------------------
 

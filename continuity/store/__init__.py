@@ -1,4 +1,9 @@
-"""The store remembers: situations, the step ledger and the timeline. SQLite by default."""
+"""The store remembers: situations, the step ledger and the timeline, send marks, maintenance windows, the
+auto-responder's state and the campaign registry. SQLite by default; `Store` (protocol.py) is the contract.
+
+Every SQL statement of continuity lives in this package: sqlite.py (schema, migrations, the core tables),
+autoreply.py and campaigns.py (mixins of SqliteStore).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from continuity.errors import InputError
+from continuity.store.protocol import Store
 from continuity.store.sqlite import DEFAULT_BUSY_TIMEOUT, SqliteStore
 
 
@@ -24,4 +30,4 @@ def open_store(url: str, base_dir: Path, *, busy_timeout: float = DEFAULT_BUSY_T
     return SqliteStore(store_path(url, base_dir), busy_timeout=busy_timeout, on_wait=on_wait)
 
 
-__all__ = ["SqliteStore", "open_store", "store_path"]
+__all__ = ["SqliteStore", "Store", "open_store", "store_path"]

@@ -17,12 +17,16 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from continuity.errors import StoreBusy
+from continuity.errors import OperationFailed, StoreBusy
+from continuity.store.autoreply import AutoreplySql
+from continuity.store.campaigns import CampaignSql
 from continuity.store.records import EventRecord, MaintenanceRecord, SituationRecord, StepRecord
+from continuity.store.times import from_ts, ts
+from continuity.store.times import required_ts as _dt
 
 # How long a command waits for a store another process holds, unless `store.busy_timeout` says otherwise.
 DEFAULT_BUSY_TIMEOUT = 30.0
@@ -106,6 +110,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX maintenance_by_state ON maintenance (state, starts_at);
     """,
+    # (migration 3's and 4's queries now live in continuity/store/autoreply.py and continuity/store/campaigns.py)
     """
     -- 3: the e-mail auto-responder (continuity.autoreply, queries in continuity/autoreply/state.py)
     CREATE TABLE autoreply_cursor (
@@ -201,26 +206,10 @@ MIGRATIONS: list[str] = [
 ]
 
 
-def ts(dt: datetime | None) -> str | None:
-    """Fixed-width UTC ISO text, so string order is time order."""
-    if dt is None:
-        return None
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def from_ts(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
-
-def _dt(text: str) -> datetime:
-    value = from_ts(text)
-    assert value is not None
-    return value
-
-
-class SqliteStore:
+class SqliteStore(AutoreplySql, CampaignSql):
     def __init__(self, path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
                  on_wait: Callable[[str], None] | None = None) -> None:
         """Open (creating and migrating it if need be) the store at `path`. `on_wait` is told, once, when the
@@ -232,10 +221,11 @@ class SqliteStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + busy_timeout
         with self._setup_lock(deadline):
-            self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=BUSY_STEP,
-                                        check_same_thread=False)
+            # Short waits inside SQLite, so a short busy_timeout is kept and the waiting is said in time.
+            step = min(BUSY_STEP, max(busy_timeout / 4, 0.05))
+            self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=step, check_same_thread=False)
             self.conn.row_factory = sqlite3.Row
-            self.conn.execute(f"PRAGMA busy_timeout = {int(BUSY_STEP * 1000)}")
+            self.conn.execute(f"PRAGMA busy_timeout = {int(step * 1000)}")
             self._depth = 0
             try:
                 self._until(deadline, lambda: self.conn.execute("PRAGMA journal_mode = WAL"))
@@ -289,6 +279,14 @@ class SqliteStore:
                 self._waiting(deadline)
 
     def _migrate(self, deadline: float) -> None:
+        """Bring the schema up to date; a store already current is not locked for writing at all (a `status`
+        never waits for a writer)."""
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise OperationFailed(f"{self.path} has schema version {version}, newer than this continuity knows "
+                                  f"({len(MIGRATIONS)}): it was written by a newer release; upgrade continuity")
+        if version == len(MIGRATIONS):
+            return
         with self.transaction(deadline):
             version = self.conn.execute("PRAGMA user_version").fetchone()[0]
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
@@ -318,6 +316,20 @@ class SqliteStore:
             raise
         self._depth = 0
         self.conn.execute("COMMIT")
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A part of the current transaction (one is opened if none is) that an exception undoes alone: the
+        exception propagates, and what the transaction wrote before the savepoint stays."""
+        with self.transaction():
+            self.conn.execute("SAVEPOINT op")
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK TO op")
+                self.conn.execute("RELEASE op")
+                raise
+            self.conn.execute("RELEASE op")
 
     # situations ---------------------------------------------------------------------------------------
 
@@ -464,7 +476,9 @@ class SqliteStore:
             values.append(value)
         sql = f"UPDATE steps SET {', '.join(sets)} WHERE id = ?"
         values.append(step_row_id)
-        if expect:
+        if expect is not None:
+            if not expect:  # no state is expected: nothing can match (a guard built from data may be empty)
+                return False
             sql += f" AND state IN ({','.join('?' * len(expect))})"
             values.extend(expect)
         return self.conn.execute(sql, values).rowcount == 1

@@ -28,7 +28,7 @@ from tests.autoreply.respkit import (
     responder,
     run_until,
 )
-from tests.conftest import Configure, MakeEngine, RunCli
+from tests.conftest import Configure, MakeEngine, RunCli, tick
 from tests.probes import peerfixtures
 from tests.probes.mailpeers import DovecotServer, MailUser, free_port, mail_message
 
@@ -55,7 +55,7 @@ def setup(configure: Configure, engine: MakeEngine, dovecot: DovecotServer, user
 def open_phone(eng: Any) -> None:
     eng.clock.set(datetime.now(UTC))
     eng.open("phone", reason=REASON, eta=timedelta(hours=2), by="tester")
-    results = eng.run_due()
+    results = tick(eng)
     assert {(r.row.step_id, r.row.sink, r.state) for r in results} >= {("email-autoreply", "support", "done")}
 
 
@@ -250,7 +250,7 @@ def test_one_combined_answer_when_two_situations_are_open(
     eng = engine(start=datetime.now(UTC), environ={env_name("support"): mail_user.password})
     open_phone(eng)
     eng.open("chat", reason="chat provider outage", by="tester")
-    eng.run_due()
+    tick(eng)
     msg_id = deliver(dovecot, mail_user, "Hello", HU_TEXT, "anna@example.test")
     resp = responder(eng)
     asyncio.run(run_until(resp, lambda: resp.counts["sent"] >= 1))

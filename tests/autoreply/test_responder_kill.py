@@ -30,7 +30,7 @@ from tests.autoreply.respkit import (
     mailbox_sink,
     maildir_drop,
 )
-from tests.conftest import Configure, MakeEngine
+from tests.conftest import Configure, MakeEngine, tick
 from tests.crashkit import wait_for
 from tests.probes import peerfixtures
 from tests.probes.mailpeers import DovecotServer, MailUser, free_port, mail_message
@@ -61,7 +61,7 @@ def test_daemon_killed_mid_backlog_answers_nothing_twice(
     config = configure(lambda cfg: add_mailbox(cfg, "support", mailbox_sink(dovecot, mail_user, relay)))
     eng = engine(start=datetime.now(UTC), environ={env_name("support"): mail_user.password})
     eng.open("phone", reason=REASON, eta=timedelta(hours=1), by="tester")
-    assert any(r.row.step_id == "email-autoreply" and r.state == "done" for r in eng.run_due())
+    assert any(r.row.step_id == "email-autoreply" and r.state == "done" for r in tick(eng))
     backlog = [mail_message(f"Order {i}", "Where is my parcel?\n", sender=f"customer{i}@example.test",
                             to=mail_user.address) for i in range(BACKLOG)]
     maildir_drop(dovecot, mail_user, backlog)

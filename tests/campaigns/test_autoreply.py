@@ -21,7 +21,7 @@ from continuity.engine import Engine
 from tests.autoreply.respkit import ScriptedRelay, add_mailbox, env_name, mailbox_sink, responder, run_until
 from tests.campaigns.kit import WINTER, outbox_text, sent, write
 from tests.campaigns.test_phases import BRIEF, END, START, at
-from tests.conftest import Configure, MakeEngine
+from tests.conftest import Configure, MakeEngine, tick
 from tests.probes import peerfixtures
 from tests.probes.mailpeers import DovecotServer, MailUser, mail_message
 
@@ -91,7 +91,7 @@ def test_one_combined_answer_covers_the_campaign_and_a_phone_outage(engine: Make
     at(eng, START + timedelta(hours=1))
     campaign_only = Composer(eng.loaded, eng.clock).text(active_parts(eng.store, "outbox"), locale)
     eng.open("phone", reason=PHONE_DOWN, eta=timedelta(hours=2), by="tester")
-    eng.run_due()
+    tick(eng)
 
     parts = active_parts(eng.store, "outbox")
     assert [(p.situation.kind, p.template) for p in parts] == [("surge", TEMPLATE), ("outage", "outage/autoreply")]
@@ -107,7 +107,7 @@ def test_one_combined_answer_covers_the_campaign_and_a_phone_outage(engine: Make
     assert wait in body
 
     eng.close("phone", by="tester")
-    eng.run_due()
+    tick(eng)
     assert Composer(eng.loaded, eng.clock).text(active_parts(eng.store, "outbox"), locale) == campaign_only
 
 
@@ -143,7 +143,7 @@ def test_mail_is_answered_from_the_launch_on_not_since_the_briefing(
     at(eng, datetime.now(UTC))  # the launch: the responder of mailbox `support` is on
     assert latest_run(eng.store, "winter-sale").state == "live"  # type: ignore[union-attr]
     eng.open("phone", reason=PHONE_DOWN, eta=timedelta(hours=2), by="tester")
-    eng.run_due()
+    tick(eng)
     during = deliver("Order 1001", "anna@example.test")
 
     resp = responder(eng)

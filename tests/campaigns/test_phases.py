@@ -15,7 +15,7 @@ from continuity.campaigns.store import get_run, latest_run, runs, versions
 from continuity.engine import Engine
 from continuity.errors import InputError
 from tests.campaigns.kit import WINTER, banner, outbox_text, sent, write
-from tests.conftest import NOW, Configure, MakeEngine
+from tests.conftest import NOW, Configure, MakeEngine, tick
 
 START = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)  # 08:00 in Budapest
 END = datetime(2026, 12, 3, 19, 0, tzinfo=UTC)
@@ -27,7 +27,7 @@ def at(eng: Engine, when: datetime, *, times: int = 2) -> None:
     """Move the clock and run what is due, more than once: running again must send nothing new."""
     eng.clock.set(when)  # type: ignore[attr-defined]
     for _ in range(times):
-        eng.run_due()
+        tick(eng)
 
 
 def test_register_brief_remind_launch_end_each_message_once(engine: MakeEngine, workdir: Path) -> None:
@@ -89,7 +89,7 @@ def test_cancel_before_launch_removes_the_launch(engine: MakeEngine, workdir: Pa
     phases.register(eng, write(workdir), by="marketing")
     at(eng, BRIEF)
     run = phases.cancel(eng, "winter-sale", by="marketing")
-    eng.run_due()
+    tick(eng)
     assert run.state == "cancelled" and eng.store.open_situations() == []
     assert run.situation_id is not None
     states = {(r.step_id, r.phase): r.state for r in eng.store.steps_for(run.situation_id)}
@@ -118,7 +118,7 @@ def test_a_restart_between_phases_keeps_the_schedule(engine: MakeEngine, workdir
     first.store.close()
 
     second = engine(config_path, start=REMINDER - timedelta(hours=1))  # a new process, same SQLite file
-    second.run_due()
+    tick(second)
     assert sent(workdir) == {("brief", "apply"): 1}
     at(second, REMINDER)
     at(second, START)
@@ -129,8 +129,8 @@ def test_a_restart_between_phases_keeps_the_schedule(engine: MakeEngine, workdir
     second.store.close()
 
     third = engine(config_path, start=END)
-    third.run_due()
-    third.run_due()
+    tick(third)
+    tick(third)
     assert sent(workdir)[("summary", "apply")] == 1 and banner(workdir) is None
 
 
@@ -176,7 +176,7 @@ def test_update_after_the_briefing_tells_staff_what_changed(engine: MakeEngine, 
     assert result.staff_told and result.run.version == 2
     assert any(c.startswith("start: 2026-12-01T08:00:00+01:00 → 2026-12-01T10:00:00+01:00") for c in result.changes)
     assert "codes: WINTER15 changed (discount: 15% → 20%)" in result.changes
-    eng.run_due()
+    tick(eng)
     note = outbox_text(workdir, "campaign-changed")
     assert "version 2" in note and "discount: 15% → 20%" in note and "terms:" in note
     # the snapshot of version 1 is kept as it was registered
@@ -228,14 +228,14 @@ def test_brief_now_is_the_scheduled_briefing(engine: MakeEngine, workdir: Path) 
     eng = engine()
     phases.register(eng, write(workdir), by="marketing")
     result = phases.brief_now(eng, "winter-sale", by="lead")
-    eng.run_due()
+    tick(eng)
     assert result.sent_now and sent(workdir) == {("brief", "apply"): 1}
     again = phases.brief_now(eng, "winter-sale", by="lead")
     assert not again.sent_now and again.sent_at == NOW
     at(eng, BRIEF)
     assert sent(workdir) == {("brief", "apply"): 1}  # the schedule does not send it a second time
     phases.brief_now(eng, "winter-sale", by="lead", again=True)
-    eng.run_due()
+    tick(eng)
     assert sent(workdir)[("brief-again", "apply")] == 1
 
 
@@ -246,7 +246,7 @@ def test_a_forced_late_campaign_is_briefed_at_once_without_reminder(engine: Make
         phases.register(eng, path, by="marketing")
     result = phases.register(eng, path, by="marketing", force=True)
     assert result.run.opens_at < NOW
-    eng.run_due()
+    tick(eng)
     assert sent(workdir) == {("brief", "apply"): 1}
     sid = latest_run(eng.store, "winter-sale").situation_id  # type: ignore[union-attr]
     assert sid is not None and "reminder" not in {r.step_id for r in eng.store.steps_for(sid)}
@@ -287,7 +287,7 @@ def test_update_while_live_reissues_the_notices(engine: MakeEngine, workdir: Pat
     longer = write(workdir, name="longer.yaml", **{"end: 2026-12-03T20:00:00+01:00": "end: 2026-12-04T20:00:00+01:00",
                                                     "email: 12h": "email: 1d"})
     result = phases.update(eng, "winter-sale", longer, by="marketing")
-    eng.run_due()
+    tick(eng)
     assert result.staff_told and any(c.startswith("end:") for c in result.changes)
     assert sent(workdir)[("launch-notice", "apply")] == 2  # re-issued with the new wait
     assert "about 1 day" in outbox_text(workdir, "launch-notice")  # only the re-issued notice says so

@@ -10,8 +10,9 @@ import pytest
 from pydantic import ValidationError
 
 from continuity.config.envrefs import FromEnv
+from continuity.net.imap import mailbox_name
 from continuity.probes.base import ProbeResult
-from continuity.probes.imap import ImapProbe, ImapSettings, mailbox_name
+from continuity.probes.imap import ImapProbe, ImapSettings
 from tests.probes import peerfixtures
 from tests.probes.conftest import MakeProbe
 from tests.probes.mailpeers import DovecotServer, MailUser, free_port

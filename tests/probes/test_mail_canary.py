@@ -10,8 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from continuity.config.envrefs import FromEnv
+from continuity.net.imap import ImapSession
 from continuity.probes.base import ProbeResult
-from continuity.probes.imap import ImapSession
 from continuity.probes.mail_canary import MailCanaryProbe, MailCanarySettings
 from tests.probes import peerfixtures
 from tests.probes.conftest import MakeProbe

@@ -12,8 +12,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from pydantic import ValidationError
 
 from continuity.config.envrefs import FromEnv
+from continuity.net.reason import scrub
 from continuity.probes.base import ProbeResult
-from continuity.probes.netreason import scrub
 from continuity.probes.smtp import SmtpProbe, SmtpSettings
 from tests.probes.conftest import MakeProbe
 from tests.probes.mailpeers import SmtpRelay, free_port

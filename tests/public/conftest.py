@@ -22,7 +22,7 @@ from continuity.config.loader import load_config
 from continuity.daemon.service import Daemon
 from continuity.engine import Engine
 from continuity.store import open_store
-from tests.conftest import Configure, MakeEngine
+from tests.conftest import Configure, MakeEngine, tick
 from tests.crashkit import free_port
 
 # A shop page's origin allowed to read /banner.json in the CORS tests.
@@ -59,7 +59,7 @@ class Site:
     def run(self, advance: timedelta = timedelta(0)) -> None:
         """Move the shared clock and run whatever steps are due (as `continuity tick` would)."""
         self.engine.clock.advance(advance)  # type: ignore[attr-defined]
-        self.engine.run_due()
+        tick(self.engine)
 
 
 MakeSite = Callable[..., Site]

@@ -10,7 +10,7 @@ from typing import Any
 
 from continuity.campaigns import phases
 from tests.campaigns.kit import write
-from tests.conftest import NOW
+from tests.conftest import NOW, tick
 from tests.public.conftest import SHOP_ORIGIN, MakeSite
 
 BANNER_FILE = Path("site/banner/continuity-banner.json")
@@ -85,7 +85,7 @@ def test_campaign_banner_has_its_faq_link_but_not_its_internal_name(site: MakeSi
     run = phases.register(s.engine, write(workdir), by="marketing").run
     for moment in (run.opens_at, run.starts_at):  # the briefing opens the surge, the launch shows the banner
         s.engine.clock.set(moment)  # type: ignore[attr-defined]
-        s.engine.run_due()
+        tick(s.engine)
     answer = s.get("/banner.json")
     (banner,) = doc_of(answer)["banners"]
     assert (banner["situation_kind"], banner["channel"]) == ("surge", None)  # not "campaign:winter-sale"

@@ -14,6 +14,7 @@ from typing import Any
 from continuity.campaigns import phases
 from continuity.variables import human_datetime
 from tests.campaigns.kit import write
+from tests.conftest import tick
 from tests.public.conftest import MakeSite, Site
 
 START = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)  # the kit's winter sale: 08:00 in Budapest
@@ -35,7 +36,7 @@ def briefing(lang: str, tz: str) -> tuple[str, ...]:
 
 def at(s: Site, when: datetime) -> None:
     s.engine.clock.set(when)  # type: ignore[attr-defined]
-    s.engine.run_due()
+    tick(s.engine)
 
 
 def status(s: Site, lang: str = "en") -> dict[str, Any]:

@@ -220,6 +220,7 @@ class SmtpRecorder:
         assert isinstance(envelope.content, bytes)
         self.messages.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), envelope.content))
         if self.drop_after_data:
+            assert server.transport is not None
             server.transport.close()
             return "421 4.4.2 closing"  # written to a closed line: the client never reads it
         if self.data_delay:

@@ -22,7 +22,7 @@ from continuity.preview import render_everything
 from continuity.sinks.base import Action, Earlier, Outcome, Rendered, SinkContext
 from continuity.sinks.chat import ChatSink
 from continuity.sinks.http_post import HttpPostSink
-from tests.conftest import EXAMPLE_CONFIG, NOW, Configure, MakeEngine, run_cli
+from tests.conftest import EXAMPLE_CONFIG, NOW, Configure, MakeEngine, run_cli, tick
 from tests.sinks.conftest import HttpServer, Recorded
 
 MASTODON_TOKEN = "mstdn-tok-8c1f2e3d4b5a6978"
@@ -231,9 +231,9 @@ def test_an_outage_posts_to_mastodon_and_facebook(engine: MakeEngine, configure:
     eng.open("phone", reason="SIP trunk down", eta=NOW + timedelta(hours=2), by="tester")
     assert isinstance(eng.clock, ManualClock)
     eng.clock.advance(timedelta(minutes=30))
-    eng.run_due()
+    tick(eng)
     eng.open("phone", reason="SIP trunk down", eta=NOW + timedelta(hours=4), by="tester")
-    eng.run_due()
+    tick(eng)
 
     sent = [(r.path, json.loads(r.body)) for r in http_server.requests]
     assert Counter(p for p, _ in sent) == {"/api/v1/statuses": 2, "/v19.0/1234567890/feed": 2}

@@ -29,7 +29,7 @@ from continuity.engine import Engine
 from continuity.runner import Runner
 from continuity.sinks.base import Action
 from continuity.store.records import StepRecord
-from tests.conftest import NOW, Configure, MakeEngine, tree
+from tests.conftest import NOW, Configure, MakeEngine, tick, tree
 
 LOCALES = ["hu", "en", "sk", "pl"]  # the shipped example's organisation.locales; staff read en
 REASON = "SIP trunk down at the provider"
@@ -89,10 +89,10 @@ def expected_action(eng: Engine, row: StepRecord) -> Action:
 
 def open_and_run(eng: Engine, minutes: int = 0) -> None:
     eng.open("phone", reason=REASON, eta=ETA, by="tester")
-    eng.run_due()
+    tick(eng)
     if minutes:
         advance(eng, timedelta(minutes=minutes))
-        eng.run_due()
+        tick(eng)
 
 
 def advance(eng: Engine, delta: timedelta) -> None:
@@ -215,7 +215,7 @@ def test_restore_writes_an_undo_record_for_each_reversible_step(eng: Engine, wor
     closed_at = eng.clock.now()
 
     eng.close("phone", by="tester", note="provider fixed the trunk")
-    eng.run_due()
+    tick(eng)
 
     for step, action, audience, _, reversible in STEPS:
         undo = files_of(workdir, step, "undo")
@@ -255,7 +255,7 @@ def test_a_step_run_again_after_a_crash_writes_no_second_file(eng: Engine, engin
     assert {r.state for r in crashed.store.steps_for(1) if r.id in {c.id for c in claimed}} == {"running"}
 
     restarted = engine()
-    results = restarted.run_due()  # recover: the outbox is idempotent, so the rows run again
+    results = tick(restarted)  # recover: the outbox is idempotent, so the rows run again
 
     assert sorted(r.row.step_id for r in results) == sorted(r.step_id for r in claimed)
     assert {r.state for r in results} == {"done"}

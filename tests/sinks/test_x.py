@@ -25,7 +25,7 @@ from continuity.clock import ManualClock
 from continuity.config.envrefs import FromEnv
 from continuity.engine import Engine
 from continuity.sinks.base import Action, Earlier, Outcome, Rendered, SinkContext
-from continuity.sinks.x import XSink
+from continuity.sinks.x import POST, XSink
 from tests.conftest import NOW, Configure, MakeEngine, run_cli
 
 TWEETS = "https://api.twitter.com/2/tweets"
@@ -45,6 +45,7 @@ SINK_CONFIG = {
     "access_token_secret": "${X_ACCESS_TOKEN_SECRET}",
 }
 ETA = NOW + timedelta(hours=2)
+KEY = "s7/open/social-post/1/x"  # post_action's key
 
 
 # helpers ------------------------------------------------------------------------------------------------------
@@ -127,6 +128,7 @@ def tweet_json(tweet_id: str, text: str = "…") -> dict[str, Any]:
 def test_class_describes_itself() -> None:
     assert XSink.type_name == "x"
     assert XSink.actions == frozenset({"post", "notice"})
+    # Idempotent through the send marks (and X's duplicate refusal): a re-run never posts twice (tests below).
     assert XSink.idempotent and XSink.reversible
 
 
@@ -238,6 +240,9 @@ def test_x_answers(context: SinkContext, x_api: responses.RequestsMock, answer: 
     assert says in outcome.detail
     for value in CREDS.values():
         assert value not in outcome.detail
+    # A refusal (or a request that never reached X) forgets the mark, so a retry may post; X's "duplicate"
+    # says an earlier attempt is up, which the mark keeps.
+    assert context.marks.state(KEY, POST) == ("sent" if status == "ok" else None)
 
 
 def test_429_waits_for_the_rate_limit_reset(context: SinkContext, x_api: responses.RequestsMock) -> None:
@@ -311,6 +316,132 @@ def test_credentials_must_come_from_the_environment() -> None:
         XSink.Settings.model_validate({**CREDS})
     with pytest.raises(ValidationError, match="access_token_secret"):
         XSink.Settings.model_validate({k: FromEnv(v) for k, v in CREDS.items() if k != "access_token_secret"})
+
+
+# send marks: what survives a retry and a restart ----------------------------------------------------------------------
+#
+# Each apply gets a fresh sink sharing only the context's marks: what the second sink knows it can only know from
+# the marks, as a restarted process knows it only from the store.
+
+
+def test_a_second_apply_with_the_same_marks_posts_nothing(context: SinkContext, x_api: responses.RequestsMock) -> None:
+    x_api.add(responses.POST, TWEETS, json=tweet_json("1001"), status=201)
+    [first] = run(make_sink(context, locale="en"), post_action())
+    assert first.ok, first.detail
+    assert (context.marks.state(KEY, POST), context.marks.detail(KEY, POST)) == ("sent", "https://x.com/i/status/1001")
+
+    [again] = run(make_sink(context, locale="en"), post_action())
+
+    assert again.ok, again.detail
+    assert again.detail == "posted https://x.com/i/status/1001 (already, by an earlier attempt)"
+    assert len(x_api.calls) == 1
+
+
+def test_the_mark_is_ending_while_x_has_the_request(context: SinkContext, x_api: responses.RequestsMock) -> None:
+    seen: list[str | None] = []
+
+    def answer(request: Any) -> tuple[int, dict[str, str], str]:
+        seen.append(context.marks.state(KEY, POST))
+        return 201, {}, json.dumps(tweet_json("1001"))
+
+    x_api.add_callback(responses.POST, TWEETS, callback=answer)
+    [outcome] = run(make_sink(context, locale="en"), post_action())
+    assert outcome.ok
+    assert seen == ["ending"]  # written before the request went out: a crash now leaves it for a person
+
+
+def test_an_ending_mark_is_uncertain_and_posts_nothing(context: SinkContext, x_api: responses.RequestsMock) -> None:
+    context.marks.ending(KEY, POST)  # the process died while X had the request
+
+    [outcome] = run(make_sink(context, locale="en"), post_action())
+
+    assert outcome.status == "uncertain", outcome.detail
+    assert "it may be up" in outcome.detail and "continuity settle ID resend" in outcome.detail
+    assert not x_api.calls
+    assert context.marks.state(KEY, POST) == "ending"  # still for a person to settle
+
+
+def test_a_refusal_forgets_the_mark_so_a_retry_posts(context: SinkContext, x_api: responses.RequestsMock) -> None:
+    x_api.add(responses.POST, TWEETS, status=400, json={"errors": [{"message": "Invalid reply"}], "title": "Bad"})
+    x_api.add(responses.POST, TWEETS, json=tweet_json("1001"), status=201)
+
+    [refused] = run(make_sink(context, locale="en"), post_action())
+    assert refused.status == "error" and "X answered 400" in refused.detail
+    assert context.marks.state(KEY, POST) is None
+
+    [retried] = run(make_sink(context, locale="en"), post_action())  # `continuity retry ID`
+    assert retried.detail == "posted https://x.com/i/status/1001 (en)"
+    assert len(x_api.calls) == 2
+    assert context.marks.state(KEY, POST) == "sent"
+
+
+def test_a_duplicate_refusal_is_remembered_as_posted(context: SinkContext, x_api: responses.RequestsMock) -> None:
+    x_api.add(responses.POST, TWEETS, **_x_error(403, DUPLICATE))
+    [first] = run(make_sink(context, locale="en"), post_action())
+    assert first.ok
+
+    [again] = run(make_sink(context, locale="en"), post_action())
+
+    assert again.ok and "post id unknown" in again.detail
+    assert len(x_api.calls) == 1
+
+
+def test_a_restarted_sink_threads_under_a_post_it_knows_only_from_the_marks(
+    context: SinkContext, x_api: responses.RequestsMock
+) -> None:
+    x_api.add(responses.POST, TWEETS, json=tweet_json("1001"), status=201)
+    x_api.add(responses.POST, TWEETS, json=tweet_json("1002"), status=201)
+    assert run(make_sink(context, locale="en"), post_action())[0].ok
+    # The first post's ledger row does not name the post (its detail was written by a person's `settle`, which
+    # says only who confirmed it): the id is still in the action's send mark.
+    earlier = (Earlier(KEY, "social-post", "open", "done", "confirmed sent by bela"),)
+    update = post_action("Update: back by 13:00.", key="s7/update/social-update/rev1/x", step_id="social-update",
+                         earlier=earlier)
+
+    [outcome] = run(make_sink(context, locale="en"), update)
+
+    assert outcome.detail == "posted https://x.com/i/status/1002 in reply to 1001 (en)"
+    assert body(x_api.calls[1])["reply"] == {"in_reply_to_tweet_id": "1001"}
+
+
+def test_a_restarted_sink_deletes_a_post_it_knows_only_from_the_marks(
+    context: SinkContext, x_api: responses.RequestsMock
+) -> None:
+    notice = post_action(key="s7/open/x-notice/1/x", kind="notice", step_id="x-notice")
+    x_api.add(responses.POST, TWEETS, json=tweet_json("1001"), status=201)
+    x_api.add(responses.DELETE, f"{TWEETS}/1001", json={"data": {"deleted": True}})
+    assert run(make_sink(context, locale="en", delete_on_undo=True), notice)[0].ok
+
+    undo = post_action(key="s7/undo/x-notice/x", operation="undo", kind="notice", step_id="x-notice",
+                       target_key="s7/open/x-notice/1/x", earlier=())
+    [outcome] = run(make_sink(context, locale="en", delete_on_undo=True), undo)
+
+    assert outcome.detail == "deleted 1 post(s): 1001"
+    assert [(c.request.method, c.request.url) for c in x_api.calls] == [("POST", TWEETS), ("DELETE", f"{TWEETS}/1001")]
+
+
+def test_a_retried_undo_after_a_restart_deletes_only_what_is_left(
+    context: SinkContext, x_api: responses.RequestsMock
+) -> None:
+    x_api.add(responses.DELETE, f"{TWEETS}/1700", json={"data": {"deleted": True}})
+    x_api.add(responses.DELETE, f"{TWEETS}/1001", status=503, json={"title": "Service Unavailable"})
+    x_api.add(responses.DELETE, f"{TWEETS}/1001", json={"data": {"deleted": True}})
+    earlier = (
+        Earlier("s7/open/x-notice/1/x", "x-notice", "open", "done", "posted https://x.com/i/status/1001 (en)"),
+        Earlier("s7/update/x-notice/refresh1/x", "x-notice", "update", "done",
+                "posted https://x.com/i/status/1700 in reply to 1001 (en)"),
+    )
+    undo = post_action(key="s7/undo/x-notice/x", operation="undo", kind="notice", step_id="x-notice",
+                       target_key="s7/update/x-notice/refresh1/x", earlier=earlier)
+
+    [failed] = run(make_sink(context, locale="en", delete_on_undo=True), undo)
+    assert failed.status == "retryable" and "503" in failed.detail
+
+    [retried] = run(make_sink(context, locale="en", delete_on_undo=True), undo)
+
+    assert retried.detail == "deleted 1 post(s): 1001"
+    assert [(c.request.method, c.request.url) for c in x_api.calls] == [
+        ("DELETE", f"{TWEETS}/1700"), ("DELETE", f"{TWEETS}/1001"), ("DELETE", f"{TWEETS}/1001")]
 
 
 # through the engine -------------------------------------------------------------------------------------------------
