@@ -48,8 +48,8 @@ def format_duration(delta: timedelta) -> str:
     return sign + " ".join(p for p in parts if p)
 
 
-def parse_eta(text: str | None, now: datetime, tz: str) -> datetime | None:
-    """`2h`, `90m` (from now), `14:30` (next such local time) or an ISO date-time."""
+def parse_eta(text: str | None, now: datetime, tz: str, *, option: str = "--eta") -> datetime | None:
+    """`2h`, `90m` (from now), `14:30` (next such local time) or an ISO date-time; errors name `option`."""
     if text is None or text == "":
         return None
     try:
@@ -71,5 +71,5 @@ def parse_eta(text: str | None, now: datetime, tz: str) -> datetime | None:
             when = when.replace(tzinfo=ZoneInfo(tz))
         return when.astimezone(UTC)
     except ValueError:
-        raise InputError(f"--eta {text!r}: expected a duration (2h, 90m), a time (14:30) or an ISO date-time") \
+        raise InputError(f"{option} {text!r}: expected a duration (2h, 90m), a time (14:30) or an ISO date-time") \
             from None

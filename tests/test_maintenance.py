@@ -109,3 +109,13 @@ def test_maintenance_cli(cli: RunCli, workdir: Path) -> None:
     assert bad.returncode == 2 and "banana" in bad.stderr
     assert cli("maintenance", "cancel", "99", now=now).returncode == 2
     assert cli("maintenance", "cancel", str(window["id"]), now=now).returncode == 0
+
+
+@pytest.mark.parametrize("option", ["--start", "--end"])
+def test_a_bad_time_names_the_option_that_was_typed(cli: RunCli, option: str) -> None:
+    times = {"--start": "tomorrow 9", "--end": "2h"} if option == "--start" else {"--start": "1h", "--end": "soon"}
+    out = cli("maintenance", "add", "phone", "--start", times["--start"], "--end", times["--end"],
+              "--reason", "PBX firmware", now=NOW)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert f"{option} {times[option]!r}: expected" in out.stderr
+    assert "--eta" not in out.stderr

@@ -8,6 +8,7 @@ tell which conditions apply).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -50,6 +51,16 @@ class Checked:
         return self.doc.file
 
 
+class SchemaErrors(InputErrors):
+    """A campaign file's schema mistakes, with the campaign as it reads once the optional fields that were
+    wrong are left out (None when a required one was wrong): the later checks run on that, so one run
+    reports every mistake, not one layer at a time."""
+
+    def __init__(self, errors: list[InputError], partial: tuple[Campaign, Document] | None) -> None:
+        super().__init__(errors)
+        self.partial = partial
+
+
 def parse(path: Path) -> tuple[Campaign, Document]:
     """YAML syntax and the schema: unknown keys, missing fields, naive times, bad durations."""
     doc = load_yaml_file(path)
@@ -58,13 +69,48 @@ def parse(path: Path) -> tuple[Campaign, Document]:
     try:
         return Campaign.model_validate(doc.data), doc
     except ValidationError as exc:
-        raise InputErrors(validation_errors(doc, exc)) from None
+        errors = validation_errors(doc, exc)
+        data: dict[str, Any] = dict(doc.data)
+        for _ in range(3):  # leave out what was wrong; a cross-field check may then speak up in turn
+            bad = {e["loc"][0] for e in exc.errors() if e["loc"]}
+            if not bad or any(key in Campaign.model_fields and Campaign.model_fields[key].is_required()
+                              for key in bad):
+                break
+            data = {k: v for k, v in data.items() if k not in bad}
+            try:
+                partial = Campaign.model_validate(data)
+            except ValidationError as again:
+                exc = again
+                errors += [e for e in validation_errors(doc, again) if str(e) not in {str(x) for x in errors}]
+                continue
+            raise SchemaErrors(errors, (partial, doc)) from None
+        raise SchemaErrors(errors, None) from None
+
+
+def _and_later(errors: list[InputError], exc: SchemaErrors, later: Callable[[Campaign, Document],
+                                                                            list[InputError]]) -> None:
+    """Add what the later checks find in the partial campaign of a file with schema mistakes."""
+    if exc.partial is None:
+        return
+    seen = {str(e) for e in errors}
+    errors.extend(e for e in later(*exc.partial) if str(e) not in seen)
 
 
 def load_checked(engine: Engine, source: Path | tuple[Campaign, Document], *, force: bool = False,
                  replacing: CampaignRun | None = None) -> Checked:
     """A campaign file (or a campaign already built, from flags) with every check of register/update."""
-    campaign, doc = parse(source) if isinstance(source, Path) else source
+    try:
+        campaign, doc = parse(source) if isinstance(source, Path) else source
+    except SchemaErrors as exc:
+        errors = list(exc.errors)
+
+        def content(campaign: Campaign, doc: Document) -> list[InputError]:
+            found: list[InputError] = []
+            check_content(engine.loaded, campaign, doc, engine.clock.now(), found, [])
+            return found
+
+        _and_later(errors, exc, content)
+        raise InputErrors(errors) from None
     warnings = check(engine, campaign, doc, force=force, replacing=replacing)
     return Checked(campaign, doc, warnings)
 
@@ -73,9 +119,18 @@ def precheck(loaded: LoadedConfig, source: Path | tuple[Campaign, Document],
              now: datetime) -> tuple[Campaign, Document]:
     """The checks that need no store (syntax, schema, references, texts, templates), so a CLI can refuse a bad
     file before it opens, and perhaps creates, the ledger. Register and update still run every check."""
-    campaign, doc = parse(source) if isinstance(source, Path) else source
-    errors: list[InputError] = []
-    check_content(loaded, campaign, doc, now, errors, [])
+    def content(campaign: Campaign, doc: Document) -> list[InputError]:
+        found: list[InputError] = []
+        check_content(loaded, campaign, doc, now, found, [])
+        return found
+
+    try:
+        campaign, doc = parse(source) if isinstance(source, Path) else source
+    except SchemaErrors as exc:
+        errors = list(exc.errors)
+        _and_later(errors, exc, content)
+        raise InputErrors(errors) from None
+    errors = content(campaign, doc)
     if errors:
         raise InputErrors(errors)
     return campaign, doc
@@ -114,6 +169,16 @@ def check_files(loaded: LoadedConfig, now: datetime) -> list[FileReport]:
     for path, shipped in campaign_files(loaded):
         try:
             campaign, doc = parse(path)
+        except SchemaErrors as exc:
+            errors.extend(exc.errors)
+
+            def content(campaign: Campaign, doc: Document, shipped: bool = shipped) -> list[InputError]:
+                found: list[InputError] = []
+                check_content(loaded, campaign, doc, now, found, [], shipped=shipped)
+                return found
+
+            _and_later(errors, exc, content)
+            continue
         except InputErrors as exc:
             errors.extend(exc.errors)
             continue
@@ -331,8 +396,9 @@ def check_content(loaded: LoadedConfig, c: Campaign, doc: Document, now: datetim
         for var in ans.vars:
             if var in BUILTIN_VARS:
                 err(("answers", name, "vars"), f"{var!r} is given by continuity itself; pick another name")
-    if not errors:
-        _render_texts(loaded, c, doc, [loc for loc in served if loc not in gaps], now, errors)
+    # The texts render even when something else is wrong (dates out of order, an unknown route): one run
+    # names every mistake. Locales with a missing text are left out, so no error is reported twice.
+    _render_texts(loaded, c, doc, [loc for loc in served if loc not in gaps], now, errors)
     if not errors and playbook is not None:
         _render_playbook(loaded, c, now, errors)
 

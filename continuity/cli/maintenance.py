@@ -56,7 +56,7 @@ def add(
     tz = loaded.config.organisation.timezone
     eng = engine(loaded)
     now = eng.clock.now()
-    start_at, end_at = parse_eta(start, now, tz), parse_eta(end, now, tz)
+    start_at, end_at = parse_eta(start, now, tz, option="--start"), parse_eta(end, now, tz, option="--end")
     if start_at is None or end_at is None:
         raise InputError("--start and --end are required")
     try:

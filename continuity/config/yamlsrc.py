@@ -94,8 +94,13 @@ def load_yaml_bytes(raw: bytes, name: str) -> Document:
         return doc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        err_line: int | None = mark.line + 1 if mark is not None else None
         problem = exc.problem or exc.context or "invalid YAML"
+        if exc.context and "quoted scalar" in exc.context and exc.context_mark is not None:
+            # An unclosed quote: the parser gives up at the end of the file, but the mistake is where the
+            # quote opened.
+            mark = exc.context_mark
+            problem = f"a quoted string opened here (column {mark.column + 1}) is never closed ({exc.problem})"
+        err_line: int | None = mark.line + 1 if mark is not None else None
         lines = text.splitlines()
         if err_line is not None and 0 < err_line <= len(lines) and "\t" in lines[err_line - 1]:
             problem += " (this line has a tab: YAML indentation must use spaces)"

@@ -90,7 +90,8 @@ async def serve(daemon: Controlled) -> web.AppRunner:
         from continuity.durations import parse_eta
 
         try:
-            eta = parse_eta(body.get("eta"), daemon.clock.now(), daemon.loaded.config.organisation.timezone)
+            eta = parse_eta(body.get("eta"), daemon.clock.now(), daemon.loaded.config.organisation.timezone,
+                            option="eta")
             result = daemon.engine.open(request.match_info["channel"], reason=body["reason"], eta=eta,
                                         by=str(body.get("by") or "http"), source="http")
         except ContinuityError as exc:

@@ -120,3 +120,20 @@ def test_the_cli_exits_2_with_every_error_and_stores_nothing(cli: RunCli, workdi
     doc = json.loads(as_json.stdout)
     assert {(e["line"], e["field"]) for e in doc["errors"]} == {(3, "start"), (12, "load")}
     assert _rows(workdir) == []
+
+
+def test_every_mistake_of_a_file_is_reported_in_one_run(engine: MakeEngine, workdir: Path) -> None:
+    """A schema mistake in an optional field no longer hides the file's other mistakes until it is fixed."""
+    eng = engine()
+    path = write(workdir, **{"load: 2x": "load: lots",
+                             "end: 2026-12-03T20:00:00+01:00": "end: 2026-11-30T20:00:00+01:00",
+                             "Thank you, {{ customer_name }}!": "Thank you, {{ customer_name }} ({{ order_id }})!"})
+    with pytest.raises(InputErrors) as caught:
+        phases.register(eng, path, by="marketing")
+    found = [str(e) for e in caught.value.errors]
+    shown = pretty_path(path)
+    assert any(e.startswith(f"{shown}:{_line(path, 'load: lots')} load: ") for e in found), found
+    assert any(e.startswith(f"{shown}:{_line(path, 'end: 2026-11-30')} end: ") and "after start" in e
+               for e in found), found
+    assert any("'order_id' is undefined" in e for e in found), found
+    assert runs(eng.store, include_finished=True) == []
