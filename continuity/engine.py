@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from continuity import limits
 from continuity.clock import Clock
 from continuity.config.loader import LoadedConfig, SinkInstance
 from continuity.config.models import Playbook, StepSpec
@@ -157,6 +158,8 @@ class Engine:
         `anchors` are the named moments steps with `at:` run at (a campaign's launch and reminder); a moment
         given as None skips those steps."""
         self.check_channel(channel)
+        limits.check_length("reason", reason, limits.REASON)
+        limits.check_length("by", by, limits.BY)
         if not reason.strip():
             raise InputError("a reason is required: say what broke")
         pb = self.playbook_named(playbook) if playbook else self.loaded.channel_playbooks[channel]
@@ -250,6 +253,8 @@ class Engine:
         """Close the open situation of a channel: cancel what has not run, switch off what was switched on,
         then run the playbook's close steps."""
         self.check_channel(channel)
+        limits.check_length("note", note, limits.NOTE)
+        limits.check_length("by", by, limits.BY)
         now = self.clock.now()
         self.recover()
         with self.store.transaction():

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from continuity import limits
 from continuity.errors import InputError
 from continuity.store.records import MaintenanceRecord
 
@@ -19,6 +20,7 @@ PLAYBOOK = "maintenance"
 def add_window(engine: Engine, channel: str, *, start: datetime, end: datetime, reason: str,
                notice: timedelta, by: str) -> MaintenanceRecord:
     engine.check_channel(channel)
+    limits.check_length("--reason", reason, limits.REASON)
     now = engine.clock.now()
     if not reason.strip():
         raise InputError("--reason is required: staff and customers are told what the maintenance is for")

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from continuity.durations import format_duration
+from continuity.owners import owner_alive
 from continuity.store.records import SituationRecord, StepRecord
 from continuity.store.sqlite import SqliteStore
 
@@ -19,7 +20,26 @@ def _iso(dt: datetime | None) -> str | None:
     return dt.isoformat() if dt else None
 
 
+def interrupted(row: StepRecord) -> bool:
+    """A row left `running` by a process that is gone (a crash, a kill): visible at once, before the next
+    command's recovery gets to it."""
+    return row.state == "running" and not owner_alive(row.owner)
+
+
+def recovery(row: StepRecord) -> str:
+    """What the next `tick`, command or daemon start does with an interrupted row."""
+    if row.idempotent:
+        return "interrupted by a crash: runs again with the next tick or the daemon (safe to repeat)"
+    return ("interrupted by a crash: the next tick marks it uncertain (it may have gone out) for a person to "
+            "settle with `continuity settle ID sent|resend`")
+
+
+def needs_attention(row: StepRecord) -> bool:
+    return row.state in ATTENTION or interrupted(row)
+
+
 def step_dict(row: StepRecord) -> dict[str, Any]:
+    gone = interrupted(row)
     return {
         "id": row.id,
         "step": row.step_id,
@@ -36,6 +56,9 @@ def step_dict(row: StepRecord) -> dict[str, Any]:
         "finished_at": _iso(row.finished_at),
         "late": row.late,
         "detail": row.detail,
+        "owner": row.owner,
+        "interrupted": gone,
+        "recovery": recovery(row) if gone else None,
     }
 
 
@@ -67,7 +90,7 @@ def situation_dict(sit: SituationRecord, rows: list[StepRecord], now: datetime) 
         "duration": format_duration(end - sit.opened_at),
         "duration_seconds": int((end - sit.opened_at).total_seconds()),
         "switched_on": [{"step": r.step_id, "sink": r.sink, "action": r.action} for r in switched_on(rows)],
-        "attention": [step_dict(r) for r in rows if r.state in ATTENTION],
+        "attention": [step_dict(r) for r in rows if needs_attention(r)],
         "steps": [step_dict(r) for r in rows],
     }
 
@@ -84,7 +107,7 @@ def status_view(store: SqliteStore, now: datetime) -> dict[str, Any]:
         rows = store.steps_for(sit.id)
         on = switched_on(rows)
         pending = [r for r in rows if r.state in ("planned", "running") or r.awaiting_retry]
-        if on or pending or any(r.state in ATTENTION for r in rows):
+        if on or pending or any(needs_attention(r) for r in rows):
             lingering.append(situation_dict(sit, rows, now))
     next_due = store.next_due()
     return {
@@ -160,5 +183,7 @@ def report_markdown(rep: dict[str, Any]) -> str:
     if rep["attention"]:
         lines += ["", "## Needs attention", ""]
         for s in rep["attention"]:
-            lines.append(f"- step {s['id']} `{s['step']}` → {s['sink']}: **{s['state']}** — {s['last_error']}")
+            state = "interrupted" if s["interrupted"] else s["state"]
+            lines.append(f"- step {s['id']} `{s['step']}` → {s['sink']}: **{state}** — "
+                         f"{s['recovery'] or s['last_error']}")
     return "\n".join(lines) + "\n"

@@ -441,3 +441,27 @@ def test_confirm_not_sent_whose_resend_fails_exits_1_and_says_so(
     assert _staff_mail_state(cli, step) == "failed"
     assert len(_runbook_ids(server)) == 1  # only the copy from before the crash
     assert doc["ok"] is False, doc  # as `outage`, `restore` and `retry` say: ok only when nothing failed
+
+
+def test_a_step_left_running_by_a_killed_process_shows_as_interrupted_at_once(
+        configure: Configure, cli: RunCli, workdir: Path, smtp: tuple[StallingSmtp, int]) -> None:
+    server, port = smtp
+    _mail_config(configure, port)
+    _outage_killed_mid_send(workdir, server)
+
+    status = ok_json(cli("status", "--json", now=NOW))  # no tick yet: nothing has recovered the row
+    [sit] = status["open"]
+    [row] = [s for s in sit["steps"] if s["sink"] == "staff_mail" and s["step"] == "staff-runbook"]
+    assert row["state"] == "running" and row["interrupted"] is True
+    assert "runs again with the next tick" in row["recovery"]  # e-mail is safe to re-run: its send marks
+    assert [a["id"] for a in sit["attention"]] == [row["id"]]
+    table = cli("status", now=NOW)
+    assert "interrupted" in table.stdout and "INTERRUPTED" in table.stdout, table.stdout
+    report = cli("report", str(sit["id"]), now=NOW)
+    assert f"step {row['id']} `staff-runbook` → staff_mail: **interrupted**" in report.stdout, report.stdout
+    server.stall.clear()
+    # The next tick recovers it (the send mark says the message reached its final dot: uncertain).
+    cli("tick", now=NOW)
+    after = ok_json(cli("status", "--json", now=NOW))
+    [again] = [s for s in after["open"][0]["steps"] if s["id"] == row["id"]]
+    assert (again["state"], again["interrupted"]) == ("uncertain", False)

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BeforeValidator, Field, PlainSerializer, field_validator, model_validator
 
 from continuity.config.models import Duration, Locale, Name, Strict
+from continuity.limits import SHORT, LongText, ShortText, TitleText
 
 _ZONED = re.compile(r"^(?P<when>\d{4}-\d{2}-\d{2}[T ]\d{1,2}:\d{2}(:\d{2})?)\s+(?P<zone>[A-Za-z_]+(/[A-Za-z_+-]+)*)$")
 _EXAMPLE = "write it like 2026-11-27T00:00:00+01:00 or 2026-11-27 00:00 Europe/Budapest"
@@ -50,7 +51,8 @@ def _aware(value: Any) -> datetime:
 Moment = Annotated[datetime, BeforeValidator(_aware),
                    PlainSerializer(lambda d: d.isoformat(), return_type=str, when_used="json")]
 # Text shown to people: one string for everyone, or one per locale (then every served locale is required).
-LocalText = str | dict[Locale, str]
+LocalText = TitleText | dict[Locale, TitleText]
+LongLocalText = LongText | dict[Locale, LongText]
 VarName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
 
 
@@ -58,27 +60,27 @@ class Code(Strict):
     """A discount code and its conditions, as support must explain them."""
 
     code: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{1,39}$")
-    discount: str = Field(min_length=1, description="20%, 5000 Ft, free shipping, …")
-    min_order: str | None = Field(default=None, description="minimum basket value, as customers read it")
+    discount: str = Field(min_length=1, max_length=SHORT, description="20%, 5000 Ft, free shipping, …")
+    min_order: ShortText | None = Field(default=None, description="minimum basket value, as customers read it")
     channels: list[str] = Field(default_factory=list, description="where it can be used (web, app, …); "
                                 "empty: everywhere")
     valid_from: Moment | None = None
     valid_until: Moment | None = None
     once_per_customer: bool = False
     combinable: bool = False
-    note: str | None = None
+    note: ShortText | None = None
 
 
 class FaqItem(Strict):
-    q: str = Field(min_length=1)
-    a: str = Field(min_length=1)
+    q: TitleText
+    a: LongText
 
 
 class Answer(Strict):
     """A template answer agents paste: `text` per locale (jinja2), `vars` the agent fills in."""
 
     vars: list[VarName] = Field(default_factory=list)
-    text: dict[Locale, str] = Field(min_length=1)
+    text: dict[Locale, LongText] = Field(min_length=1)
 
 
 class Recurrence(Strict):
@@ -112,8 +114,8 @@ class Campaign(Strict):
     title: LocalText
     start: Moment
     end: Moment
-    owner: str | None = Field(default=None, description="who in marketing answers staff's questions")
-    terms: LocalText
+    owner: ShortText | None = Field(default=None, description="who in marketing answers staff's questions")
+    terms: LongLocalText
     faq_url: LocalText | None = None
     codes: list[Code] = Field(default_factory=list)
     channels: list[Name] = Field(min_length=1, description="support channels expected to surge")

@@ -37,7 +37,8 @@ def add(
     start: Annotated[str, typer.Option("--start", help="When it starts: ISO time (local to the organisation if "
                                                        "no offset), 14:30, or a delay like 2h.")],
     end: Annotated[str, typer.Option("--end", help="When it ends (same forms).")],
-    reason: Annotated[str, typer.Option("--reason", "-r", help="What is being done (staff see it).")],
+    reason: Annotated[str, typer.Option("--reason", "-r",
+                                        help="What is being done (staff see it; at most 500 characters).")],
     notice: Annotated[str, typer.Option("--notice", help="Tell customers and staff this long before the start, "
                                                          "e.g. 1d (default: at the start).")] = "0s",
     by: Annotated[str | None, typer.Option("--by")] = None,

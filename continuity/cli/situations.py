@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from continuity import limits
 from continuity.cli import app
 from continuity.cli.common import clock, console, engine, err_console, esc, guarded, load, print_json, who
 from continuity.durations import parse_eta
@@ -50,7 +51,8 @@ def _exit_for(results: list[Any]) -> None:
 def outage(
     channel: Annotated[str, typer.Argument(help="The channel that failed: phone, email, chat, internet, …")],
     reason: Annotated[str, typer.Option("--reason", "-r",
-                                        help="What broke, in one sentence. Staff messages quote it.")],
+                                        help="What broke, in one sentence (at most 500 characters). Staff "
+                                             "messages quote it.")],
     eta: Annotated[str | None, typer.Option("--eta", help="Expected recovery: 2h, 90m, 14:30 or an ISO time.")] = None,
     by: Annotated[str | None, typer.Option("--by", help="Who declares it (default: your user name).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run",
@@ -73,6 +75,8 @@ def outage(
         raise InputError(f"unknown channel {channel!r}; configured channels: {', '.join(loaded.config.channels)}")
     if not reason.strip():
         raise InputError("--reason must say what broke")
+    limits.check_length("--reason", reason, limits.REASON)
+    limits.check_length("--by", by, limits.BY)
     if dry_run:
         from continuity.preview import preview_open
 
@@ -130,7 +134,8 @@ def _print_preview(plan: list[dict[str, Any]], title: str) -> None:
 @guarded
 def restore(
     channel: Annotated[str, typer.Argument(help="The channel that works again.")],
-    note: Annotated[str | None, typer.Option("--note", "-n", help="What fixed it (staff see this).")] = None,
+    note: Annotated[str | None, typer.Option("--note", "-n",
+                                             help="What fixed it (staff see this; at most 1000 characters).")] = None,
     by: Annotated[str | None, typer.Option("--by", help="Who restores it (default: your user name).")] = None,
     as_json: JSON = False,
 ) -> None:
@@ -142,6 +147,8 @@ def restore(
     loaded = load()
     if channel not in loaded.config.channels:
         raise InputError(f"unknown channel {channel!r}; configured channels: {', '.join(loaded.config.channels)}")
+    limits.check_length("--note", note, limits.NOTE)
+    limits.check_length("--by", by, limits.BY)
     eng = engine(loaded)
     result = eng.close(channel, by=who(by), note=note)
     if not result.closed:
@@ -208,8 +215,9 @@ def _print_status(view: dict[str, Any], tz: str) -> None:
         on = ", ".join(f"{s['step']} ({s['sink']})" for s in sit["switched_on"]) or "nothing"
         out.print(f"  switched on now: {on}", markup=False)
         for bad in sit["attention"]:
+            state = "INTERRUPTED" if bad["interrupted"] else bad["state"].upper()
             out.print(f"  [bold red]!! step {bad['id']} {esc(bad['step'])} → {esc(bad['sink'])} "
-                      f"{esc(bad['state'].upper())}[/]: {esc(bad['last_error'])}"
+                      f"{esc(state)}[/]: {esc(bad['recovery'] or bad['last_error'])}"
                       + (f" (retry at {_local(bad['next_retry_at'], tz)})" if bad["next_retry_at"] else ""))
         table = Table(show_edge=False, pad_edge=False)
         for col in ("id", "step", "action", "sink", "due", "state", "tries"):
@@ -217,11 +225,12 @@ def _print_status(view: dict[str, Any], tz: str) -> None:
         for s in sit["steps"]:
             if s["state"] == "cancelled":
                 continue
+            state = "interrupted" if s["interrupted"] else s["state"]
             colour = {"done": "green", "failed": "bold red", "uncertain": "bold yellow", "running": "cyan",
-                      "undone": "dim"}.get(s["state"], "")
+                      "interrupted": "bold yellow", "undone": "dim"}.get(state, "")
             table.add_row(str(s["id"]), esc(s["step"]), "switch off" if s["phase"] == "undo" else esc(s["action"]),
                           esc(s["sink"]), _local(s["due_at"], tz),
-                          f"[{colour}]{esc(s['state'])}[/]" if colour else esc(s["state"]),
+                          f"[{colour}]{esc(state)}[/]" if colour else esc(state),
                           str(s["attempts"]))
         out.print(table)
     if view["next_due"]:

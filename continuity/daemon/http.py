@@ -8,6 +8,7 @@ import json
 import os
 from typing import TYPE_CHECKING, Any, Protocol
 
+from continuity import limits
 from continuity.errors import ContinuityError
 from continuity.public.web import Served
 
@@ -128,7 +129,7 @@ async def serve(daemon: Controlled) -> web.AppRunner:
         ran = await daemon.run_steps()
         return _json({"ok": True, "ran": [r.as_dict() for r in ran]})
 
-    app = web.Application()
+    app = web.Application(client_max_size=limits.API_BODY)  # a bigger body answers 413
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/api/outage/{channel}", outage)

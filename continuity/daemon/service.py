@@ -404,11 +404,16 @@ class Daemon:
         if not full:
             return ok, {"ok": ok, "scheduler_running": self.scheduler.running,
                         "channels": {ch: {"state": h.state, "degraded": h.degraded} for ch, h in self.health.items()}}
+        from continuity.views import interrupted, recovery
+
         return ok, {
             "ok": ok,
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "scheduler_running": self.scheduler.running,
             "stale_channels": stale,
+            # steps a process that is gone left running (a CLI killed mid-send): what recovery will do
+            "interrupted_steps": [{"id": r.id, "step": r.step_id, "sink": r.sink, "recovery": recovery(r)}
+                                  for r in self.store.running_steps() if interrupted(r)],
             "channels": {ch: {"state": h.state, "degraded": h.degraded,
                               "last_check": self.last_cycle_at[ch].isoformat() if ch in self.last_cycle_at else None,
                               "reason": h.last_reason} for ch, h in self.health.items()},

@@ -249,6 +249,15 @@ def test_metrics_and_token_protected_actions(setup: tuple[Path, Smtp, DaemonProc
     body = {"reason": "PBX lost its trunk", "eta": "1h"}
     assert _post(daemon.http_port, "/api/outage/phone", body, None)[0] == 401
     assert _post(daemon.http_port, "/api/outage/phone", body, "wrong")[0] == 401
+    status, reply = _post(daemon.http_port, "/api/outage/phone", {"reason": "x" * 501}, TOKEN)
+    assert status == 400 and reply["error"] == "reason is 501 characters long; at most 500 are allowed", reply
+    huge = urllib.request.Request(f"http://127.0.0.1:{daemon.http_port}/api/outage/phone", method="POST",
+                                  data=json.dumps({"reason": "x" * 70_000}).encode(),
+                                  headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"})
+    with pytest.raises(urllib.error.HTTPError) as too_big:
+        urllib.request.urlopen(huge, timeout=10)
+    assert too_big.value.code == 413
+    too_big.value.close()
     assert db(workdir, "SELECT COUNT(*) FROM situations") == [(0,)]  # refused requests changed nothing
     status, reply = _post(daemon.http_port, "/api/outage/phone", body, "t0ken-for-tests")
     assert status == 200 and reply["created"] is True

@@ -1,0 +1,33 @@
+"""How long free text may be, wherever it comes in: the command line, the HTTP API, campaign files.
+
+A megabyte of `--reason` would go into every message, page and post. Each limit is far above what a person
+writes and far below what breaks a message; an error names the field and its limit, and changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from continuity.errors import InputError
+
+REASON = 500  # what broke, in a sentence or two (--reason, maintenance --reason, the API's "reason")
+NOTE = 1000  # what fixed it (--note, the API's "note")
+BY = 100  # a person's name (--by, the API's "by")
+TITLE = 200  # a campaign's title, an FAQ question
+TEXT = 4000  # a campaign's terms, an FAQ answer, a template answer
+SHORT = 300  # a discount, a minimum order, an owner, a note of a code
+API_BODY = 64 * 1024  # bytes of one HTTP request body
+
+
+def check_length(field: str, value: str | None, limit: int) -> None:
+    """InputError naming `field` when `value` is longer than `limit` characters."""
+    if value is not None and len(value) > limit:
+        raise InputError(f"{field} is {len(value):,} characters long; at most {limit:,} are allowed")
+
+
+# The same limits as string types for the models (they show in `continuity schema` as maxLength).
+TitleText = Annotated[str, Field(min_length=1, max_length=TITLE)]
+LongText = Annotated[str, Field(min_length=1, max_length=TEXT)]
+ShortText = Annotated[str, Field(max_length=SHORT)]
