@@ -34,6 +34,26 @@ def test_two_first_commands_on_a_fresh_folder_both_land(tmp_path: Path) -> None:
             assert channels == ["email", "phone"], outs
 
 
+def test_five_first_commands_at_once_all_land(tmp_path: Path) -> None:
+    with SmtpServer() as smtp:
+        workdir = fresh_workdir(tmp_path, "five")
+        config = write_config(workdir, smtp.port)
+        commands = [("outage", "phone", "--reason", "trunk down"), ("outage", "email", "--reason", "relay down"),
+                    ("outage", "chat", "--reason", "widget down"), ("status", "--json"),
+                    ("maintenance", "add", "internet", "--start", "2d", "--end", "50h", "--reason", "ISP works")]
+        procs = [subprocess.Popen(cli_args(config, *args), cwd=workdir, env=cli_env(T0), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for args in commands]
+        outs = [p.communicate(timeout=90) for p in procs]
+        assert [p.returncode for p in procs] == [0] * 5, outs
+        conn = sqlite3.connect(workdir / "continuity.db")
+        try:
+            channels = sorted(c for (c,) in conn.execute("SELECT channel FROM situations WHERE state = 'open'"))
+            windows = conn.execute("SELECT channel FROM maintenance").fetchall()
+        finally:
+            conn.close()
+        assert channels == ["chat", "email", "phone"] and windows == [("internet",)]
+
+
 def _hold_lock(db: Path, seconds: float) -> subprocess.Popen[str]:
     """Another process (a backup tool, a stuck command) holding the store's write lock."""
     script = ("import sqlite3, sys, time\n"

@@ -11,6 +11,8 @@ the message), sends the dot and reads the reply. Errors say which side of that p
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
@@ -135,6 +137,10 @@ async def open_smtp(
             await smtp.login(username, password)
     except BaseException:
         smtp.close()
+        # Let the loop finish closing the socket (a failed STARTTLS leaves it mid-close): a caller whose
+        # asyncio.run ends right after would otherwise drop it half-closed.
+        with contextlib.suppress(BaseException):
+            await asyncio.sleep(0)
         raise
     return smtp
 
@@ -150,6 +156,7 @@ async def close_smtp(smtp: aiosmtplib.SMTP) -> None:
         pass
     finally:
         smtp.close()
+        await asyncio.sleep(0)  # the socket's close completes on the loop, before a caller's loop may end
 
 
 def smtp_reason(exc: BaseException, timeout: float, password: str | None) -> str:

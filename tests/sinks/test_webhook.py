@@ -203,3 +203,45 @@ def test_importing_a_sink_module_stays_light(module: str) -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+def test_a_receiver_that_resets_the_connection_is_retried_and_counted(
+    context: SinkContext, make_action: Any
+) -> None:
+    """A receiver that reads the request and answers with a TCP reset: retryable, and the request was seen."""
+    import socket
+    import struct
+    import threading
+
+    seen: list[bytes] = []
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(2)
+            try:
+                seen.append(conn.recv(65536))
+            finally:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST, not FIN
+                conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        port = server.getsockname()[1]
+        outcome = run(make_sink(context, f"http://127.0.0.1:{port}/hook", timeout=2), make_action())
+    finally:
+        stop.set()
+        thread.join(2)
+        server.close()
+    assert outcome.status == "retryable", outcome.detail
+    assert "connection" in outcome.detail
+    assert len(seen) >= 1 and seen[0].startswith(b"POST /hook")
