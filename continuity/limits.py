@@ -22,9 +22,17 @@ API_BODY = 64 * 1024  # bytes of one HTTP request body
 
 
 def check_length(field: str, value: str | None, limit: int) -> None:
-    """InputError naming `field` when `value` is longer than `limit` characters."""
-    if value is not None and len(value) > limit:
+    """InputError naming `field` when `value` is longer than `limit` characters, or is not text at all (bytes
+    that are not UTF-8 on the command line, a lone surrogate in JSON): it could be neither stored nor sent."""
+    if value is None:
+        return
+    if len(value) > limit:
         raise InputError(f"{field} is {len(value):,} characters long; at most {limit:,} are allowed")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"{field} is not valid text (character {exc.start + 1} cannot be encoded as UTF-8)") \
+            from None
 
 
 # The same limits as string types for the models (they show in `continuity schema` as maxLength).

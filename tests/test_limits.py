@@ -44,3 +44,9 @@ def test_a_campaign_text_over_its_limit_names_the_field(engine: MakeEngine, work
     assert any(" title" in str(e) and "at most 200 characters" in str(e) for e in caught.value.errors), [
         str(e) for e in caught.value.errors]
     assert runs(eng.store, include_finished=True) == []
+
+
+def test_bytes_that_are_not_text_are_refused_cleanly(cli: RunCli) -> None:
+    out = cli("outage", "phone", "--reason", "trunk \udcff down", now=NOW)  # a raw 0xff byte in argv
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "--reason is not valid text" in out.stderr and "internal error" not in out.stderr

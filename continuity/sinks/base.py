@@ -6,6 +6,7 @@ about retries, backoff and the ledger (Alertmanager's retry stage, done once, no
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,16 @@ class SinkSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Line breaks (CR, LF, and the other characters str.splitlines breaks at) and control characters, with the
+# whitespace around them.
+_BREAKS = re.compile(r"\s*[\x00-\x1f\x7f\x85\u2028\u2029]+\s*")
+
+
+def one_line(text: str) -> str:
+    """Text for a header: every line break or control character (and the whitespace around it) is one space."""
+    return _BREAKS.sub(" ", text).strip()
+
+
 @dataclass(frozen=True)
 class Rendered:
     """One locale's rendering of a step's template: every block the template defines."""
@@ -31,7 +42,10 @@ class Rendered:
 
     @property
     def subject(self) -> str:
-        return self.blocks.get("subject") or self.blocks.get("title") or ""
+        # One line: it becomes the Subject header of mail (outbox, email, the auto-reply). A title typed with a
+        # line break (a YAML block, a pasted "x\r\nBcc: …") made Python's email refuse the header, which failed
+        # every mail step of the situation; as one line it cannot start a header of its own either.
+        return one_line(self.blocks.get("subject") or self.blocks.get("title") or "")
 
     @property
     def title(self) -> str:

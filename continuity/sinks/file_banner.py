@@ -26,6 +26,9 @@ Banners = Entries
 _URL = re.compile(r"https?://[^\s<>]+", re.IGNORECASE)
 # Punctuation that ends the sentence around a URL rather than the URL ("…: https://x/faq.").
 _TRAILING = ".,;:!?'\""
+# Control characters other than tab and line breaks: NUL and the rest are parse errors in HTML, which browsers
+# drop or replace each in their own way; a reason pasted into a site's banner template may carry some.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class FileBannerSettings(FilesSettings):
@@ -132,11 +135,12 @@ def render_html(banners: dict[str, Any]) -> str:
 
 
 def _attr(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    return html.escape(_CONTROL.sub(" ", str(value)), quote=True)
 
 
 def _text(value: str) -> str:
-    return html.escape(value, quote=True).replace("\n", "<br>\n")
+    lines = _CONTROL.sub(" ", value.replace("\r\n", "\n").replace("\r", "\n"))
+    return html.escape(lines, quote=True).replace("\n", "<br>\n")
 
 
 def _paragraphs(body: str) -> str:
