@@ -43,16 +43,28 @@ class ProbeSet:
     TLS context, so a thousand of them neither load a thousand CA bundles nor crowd into one slow pool.
     """
 
-    def __init__(self, loaded: LoadedConfig, clock: Clock) -> None:
+    def __init__(self, loaded: LoadedConfig, clock: Clock, vantage: str | None = None, heard: Any = None) -> None:
+        """`vantage`: only the probes that run there (None: every probe, as `continuity check` does);
+        `heard`: the daemon's record of vantages heard from, for heartbeat probes."""
         self.loaded = loaded
         self._clients: list[Any] = []
         self._tls: Any = None
         ctx = ProbeContext(loaded.base_dir, clock)
         self.probes: dict[str, list[Probe]] = {}
+        self.vantages: dict[str, list[list[str]]] = {}  # per channel, per probe: where it runs
         http_count = 0
+        own = loaded.config.daemon.vantage_name
         for channel, instances in loaded.probes.items():
             built = []
+            health = loaded.config.channels[channel].health
             for inst in instances:
+                where = (health.probes[inst.index].vantages if health else None) or [own]
+                if vantage is not None and vantage not in where:
+                    continue
+                self.vantages.setdefault(channel, []).append(where)
+                if inst.cls.type_name == "heartbeat":
+                    built.append(inst.cls(inst.settings, ctx, heard=heard))  # type: ignore[call-arg]
+                    continue
                 # An http probe told not to verify TLS makes its own client (httpx verifies per client).
                 if inst.cls.type_name == "http" and getattr(inst.settings, "verify_tls", True):
                     client = self.http_client(http_count // PROBES_PER_CLIENT)
@@ -60,7 +72,8 @@ class ProbeSet:
                     http_count += 1
                 else:
                     built.append(inst.cls(inst.settings, ctx))
-            self.probes[channel] = built
+            if built:
+                self.probes[channel] = built
 
     def http_client(self, index: int = 0) -> Any:
         """The index-th client, made on first use (all of them share one TLS context: the CA bundle is read

@@ -52,6 +52,13 @@ def anchored_due(step: StepSpec, opened: datetime, anchors: dict[str, datetime |
     return None if moment is None else moment + step.after
 
 
+# Situation data a person may change on an open outage: what customers read about why (the prepared cause,
+# and whether and in which language the staff's reason is shown).
+CUSTOMER_FIELDS = ("cause", "public_reason", "reason_locale")
+# Where a person types the ETA (the CLI, the HTTP API, the console): one already over is refused there.
+PERSON_SOURCES = ("cli", "http", "console")
+
+
 @dataclass
 class OpenResult:
     situation: SituationRecord
@@ -165,6 +172,10 @@ class Engine:
         pb = self.playbook_named(playbook) if playbook else self.loaded.channel_playbooks[channel]
         now = self.clock.now()
         eta_at = now + eta if isinstance(eta, timedelta) else eta
+        if eta_at is not None and eta_at <= now and source in PERSON_SOURCES:
+            # a person's ETA already over would tell customers "back by" a time gone by
+            raise InputError(f"eta {eta_at.isoformat(timespec='minutes')} is in the past: give the time the "
+                             "channel is expected back")
         self.recover()
         with self.store.transaction():
             existing = self.store.find_open(kind, channel)
@@ -181,6 +192,10 @@ class Engine:
                 situation = self.store.get_situation(sid)
                 assert situation is not None
                 return OpenResult(situation, created=True, planned=self.store.steps_for(sid))
+            told = {k: v for k, v in (data or {}).items() if k in CUSTOMER_FIELDS}
+            if any(existing.data.get(k) != v for k, v in told.items()):  # a new cause for customers
+                self.store.update_situation(existing.id, data={**existing.data, **told})
+                existing = self.store.get_situation(existing.id) or existing
             return self._update(existing, reason, eta_at, by, now)
 
     def _update(self, sit: SituationRecord, reason: str, eta: datetime | None, by: str, now: datetime) -> OpenResult:

@@ -134,8 +134,14 @@ class Runner:
             },
             created_at=row.due_at,
             target_key=target.key if target else None,
-            earlier=self.earlier(row),
+            earlier=self.earlier(row) if self._reads_earlier(row.sink) else (),
         )
+
+    def _reads_earlier(self, sink_name: str) -> bool:
+        """Whether the row's sink looks at `Action.earlier` (a sink class says `reads_earlier = False` when it
+        never does): reading the situation's every row per step made a long playbook quadratic."""
+        inst = self.engine.sink_instances.get(sink_name)
+        return inst is None or bool(getattr(inst.cls, "reads_earlier", True))
 
     def earlier(self, row: StepRecord) -> tuple[Earlier, ...]:
         """What this row's sink already did for the situation (so the X sink can thread its posts)."""

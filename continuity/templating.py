@@ -7,6 +7,8 @@ every template error names the template file and line.
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
 from pathlib import Path
 from types import TracebackType
@@ -33,18 +35,80 @@ class TemplateSource(Protocol):
 
 
 def make_environment(dirs: list[Path], *, autoescape: bool = False) -> ImmutableSandboxedEnvironment:
-    """Text blocks (mail, posts, banners kept as data) render raw; HTML pages pass autoescape=True."""
-    import jinja2
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    """Text blocks (mail, posts, banners kept as data) render raw; HTML pages pass autoescape=True.
 
-    return ImmutableSandboxedEnvironment(
+    Compiled templates are kept on disk between processes (jinja2's bytecode cache in its private per-user
+    folder, one per autoescape setting), keyed by the file and checked against a checksum of its source, so
+    `validate` and every command compile a template once, and a template edited since is compiled again. Texts
+    given as strings (campaign FAQ entries and answers) are compiled once per environment and source."""
+    import jinja2
+
+    return _environment_class()(
         loader=jinja2.FileSystemLoader([str(d) for d in dirs], encoding="utf-8"),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
         autoescape=autoescape,
+        bytecode_cache=_bytecode_cache(autoescape),
     )
+
+
+STRINGS_KEPT = 2048  # compiled string templates kept per environment
+
+
+@functools.lru_cache(maxsize=1)
+def _environment_class() -> type[ImmutableSandboxedEnvironment]:
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class Environment(ImmutableSandboxedEnvironment):
+        """The sandbox, with `from_string` compiled once per source: the same text renders for every locale
+        and situation (a Template keeps no state between renders)."""
+
+        def from_string(self, source: Any, globals: Any = None, template_class: Any = None) -> Any:  # noqa: A002
+            if globals is not None or template_class is not None or not isinstance(source, str):
+                return super().from_string(source, globals, template_class)
+            kept: dict[str, Any] = self.__dict__.setdefault("_continuity_strings", {})
+            tmpl = kept.get(source)
+            if tmpl is None:
+                tmpl = super().from_string(source)
+                if len(kept) >= STRINGS_KEPT:
+                    kept.clear()
+                kept[source] = tmpl
+            return tmpl
+
+    return Environment
+
+
+@functools.lru_cache(maxsize=2)
+def _bytecode_cache(autoescape: bool) -> Any:
+    """jinja2's file-system bytecode cache, or None where its folder cannot be had (a read-only /tmp)."""
+    import jinja2
+
+    try:
+        base = jinja2.FileSystemBytecodeCache()  # its own checks: a folder of this user's, mode 0700
+        folder = Path(base.directory) / ("continuity-html" if autoescape else "continuity-text")
+        folder.mkdir(mode=0o700, exist_ok=True)
+        return jinja2.FileSystemBytecodeCache(str(folder))
+    except (OSError, RuntimeError):
+        return None
+
+
+# One environment per (search dirs, autoescape) for the whole process: every catalog of the same template packs
+# (the engine's, each responder's, validate's, the public pages') shares the compiled templates instead of
+# compiling them again. Nothing goes stale: a different set of dirs (a reloaded config that names other packs)
+# is another key, and jinja2 checks each file's mtime when a catalog first asks for it (auto_reload), so a
+# template edited on disk is compiled again for the next catalog.
+_SHARED: dict[tuple[tuple[str, ...], bool], ImmutableSandboxedEnvironment] = {}
+
+
+def shared_environment(dirs: list[Path], *, autoescape: bool = False) -> ImmutableSandboxedEnvironment:
+    """The process's environment for these dirs (see _SHARED); made on first use."""
+    key = (tuple(os.path.abspath(d) for d in dirs), autoescape)
+    env = _SHARED.get(key)
+    if env is None:
+        env = _SHARED.setdefault(key, make_environment([Path(d) for d in key[0]], autoescape=autoescape))
+    return env
 
 
 def shown_path(filename: str | None, rel: str) -> str:
@@ -78,7 +142,7 @@ class TemplateCatalog:
     @property
     def env(self) -> ImmutableSandboxedEnvironment:
         if self._env is None:
-            self._env = make_environment(self.dirs)
+            self._env = shared_environment(self.dirs)
         return self._env
 
     def locales_for(self, audience: str) -> list[str]:

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs, then run the whole suite:
-#  - the Debian servers the tests talk to on loopback (Dovecot for IMAP and LMTP, SIPp for SIP, Chromium for the
-#    browser tests, which the playwright package drives without a browser download);
+#  - the Debian servers the tests talk to on loopback (Dovecot for IMAP and LMTP, SIPp for SIP, PostgreSQL for the
+#    second store, Chromium for the browser tests, which the playwright package drives without a browser download);
 #  - the Python packages, into a virtualenv of the checkout's own (.venv, created when missing), so that a package
 #    some other program put on this machine cannot hide one the test extras forgot to name.
 # Then ruff, the layer contracts (import-linter) and pytest, all from that virtualenv. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(dovecot-imapd dovecot-lmtpd sip-tester chromium)
+debs=(dovecot-imapd dovecot-lmtpd sip-tester chromium postgresql)  # postgresql: initdb/pg_ctl for tests/store
 missing=()
 for pkg in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

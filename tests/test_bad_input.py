@@ -258,7 +258,7 @@ def not_utf8(w: Path) -> Expect:
 
 
 def store_not_sqlite(w: Path) -> Expect:
-    line = replace_line(cfg(w), "  url: sqlite:///continuity.db", "  url: postgresql://app:s3cret-pw@db/support")
+    line = replace_line(cfg(w), "  url: sqlite:///continuity.db", "  url: mysql://app:s3cret-pw@db/support")
     return Expect(line=line, field="store.url", words=("postgresql", "sqlite:///"), hidden=("s3cret-pw",))
 
 

@@ -73,8 +73,9 @@ def test_json_has_the_documented_fields(two_channels: Path, cli: RunCli, workdir
         assert set(c) == {"channel", "status", "reason", "latency_ms", "probes"}
         assert isinstance(c["latency_ms"], int | float) and c["latency_ms"] >= 0
         for p in c["probes"]:
-            assert set(p) == {"probe", "status", "latency_ms", "reason"}
+            assert set(p) == {"probe", "status", "latency_ms", "reason", "vantages"}
             assert isinstance(p["latency_ms"], int | float) and p["latency_ms"] >= 0
+            assert len(p["vantages"]) == 1  # no `vantages:` in this config: the daemon's own
     assert (channels["phone"]["status"], channels["phone"]["reason"]) == ("up", "")
     assert [(p["probe"], p["status"], p["reason"]) for p in channels["phone"]["probes"]] == [("pbx-web", "up", "")]
     assert (channels["email"]["status"], channels["email"]["reason"]) == ("down", "smtp-port: connection refused")

@@ -197,7 +197,7 @@ def test_a_changed_eta_runs_on_update_and_refreshes_banner_and_notice(engine: Ma
     new_banner = banner_doc(workdir)["banners"]["1"]
     assert new_banner["key"] != old_banner["key"]
     assert new_banner["locales"]["en"]["body"] != old_banner["locales"]["en"]["body"]
-    assert "2:00" in new_banner["locales"]["en"]["body"]  # 14:00 Budapest time = ETA 13:00 UTC
+    assert "14:00" in new_banner["locales"]["en"]["body"]  # 14:00 Budapest time = ETA 13:00 UTC (24-hour, en-GB)
 
 
 def test_eta_change_before_the_post_stays_quiet_on_social_media(engine: MakeEngine) -> None:

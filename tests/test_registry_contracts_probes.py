@@ -352,7 +352,33 @@ class VolumeDriver(ProbeDriver):
                 **({"timeout": TIMEOUT} if case == "timeout" else {})}
 
 
+class HeartbeatDriver(ProbeDriver):
+    """No peer: the probe reads what the daemon heard. `success` was heard a moment ago, `silent` long ago,
+    `never` not since the record began; `cli` is `continuity check`, which hears nobody (not a failure)."""
+
+    examples: ClassVar[dict[str, dict[str, Any]]] = {"default": {"vantage": "office", "max_silence": "90s"}}
+    cases: ClassVar[dict[str, Case]] = {"success": Case(UP), "silent": Case(), "never": Case(),
+                                        "cli": Case(frozenset({"degraded"}))}
+
+    def exercise(self, ctx: Ctx, case: str, build: Any, raw: dict[str, Any]) -> ProbeResult:
+        from datetime import UTC, datetime, timedelta
+
+        from continuity.probes.heartbeat import Heard
+
+        probe = build(raw)
+        now = datetime.now(UTC)
+        if case != "cli":
+            probe.heard = Heard(now - timedelta(minutes=10))
+            if case == "success":
+                probe.heard.hear("office", now - timedelta(seconds=5))
+            elif case == "silent":
+                probe.heard.hear("office", now - timedelta(seconds=91))
+            probe.heard.hear("branch", now)  # another vantage heard says nothing about this one
+        return run_check(probe)
+
+
 DRIVERS: dict[str, ProbeDriver] = {
+    "heartbeat": HeartbeatDriver(),
     "http": HttpDriver(),
     "tcp": TcpDriver(),
     "dns": DnsDriver(),

@@ -103,6 +103,8 @@ class Composer:
                    "org": Obj({"name": org.name, "website": org.website, "status_url": org.status_url})}
             rendered = self.catalog.render(COMBINED, locale, ctx)
             subject, body = rendered.subject, rendered.body
+        if len(self._cache) > 256:  # situations come and go: keep the texts of the current ones only
+            self._cache.clear()
         self._cache[key] = (time.monotonic(), subject, body)
         return subject, body
 

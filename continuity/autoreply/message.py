@@ -41,6 +41,13 @@ _PARAM_RE = re.compile(r';\s*([^\s=;]+)\s*=\s*("[^"]*"|[^;\s]*)')
 # A Content-* header longer than MAX_MIME_HEADER_CHARS (folded lines count): a literal prefix keeps the search
 # fast over megabytes of attachment.
 _LONG_MIME_HEADER_RE = re.compile(rb"\ncontent-(?:[^\n]|\n[ \t]){%d}" % MAX_MIME_HEADER_CHARS, re.IGNORECASE)
+# Address headers simple enough to read without the stdlib's structured parser (which costs more than the
+# rest of a message): bare addr-specs and `Display Name <addr-spec>` with a plain phrase, comma-separated.
+# dot-atoms only (no quotes, comments, groups, encoded words, IP literals); anything else goes to the parser.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_DOT_ATOM = rf"{_ATEXT}+(?:\.{_ATEXT}+)*"
+_SIMPLE_ADDR_RE = re.compile(
+    rf"[ \t]*(?:({_DOT_ATOM}@{_DOT_ATOM})|((?:{_ATEXT}+ )*{_ATEXT}+)?[ \t]*<({_DOT_ATOM}@{_DOT_ATOM})>)[ \t]*")
 _MSGID_RE = re.compile(r"<([^<>\s]*)>")
 _SURROGATE_RE = re.compile("[\udc80-\udcff]")  # bytes the email package could not decode
 _SEPARATOR_RE = re.compile(rb"\r?\n\r?\n")
@@ -225,6 +232,8 @@ def _addresses(value: str, problems: Problems) -> list[tuple[str, str | None]]:
     if len(value) > MAX_STRUCTURED_CHARS:
         problems.add("long address header scanned")
         pairs = [("", addr) for addr in _scan_addresses(value)]
+    elif (simple := _simple_addresses(value)) is not None:
+        pairs = simple
     else:
         try:
             header = email_policy.default.header_factory("to", value)
@@ -239,6 +248,20 @@ def _addresses(value: str, problems: Problems) -> list[tuple[str, str | None]]:
             name = _decode_words(name, None)
         spec = _fix_surrogates(str(spec)).strip().lower()
         out.append((_one_line(name), spec if _ADDR_RE.fullmatch(spec) else None))
+    return out
+
+
+def _simple_addresses(value: str) -> list[tuple[str, str]] | None:
+    """(display name, addr-spec) of a plain address list, as the structured parser reads it; None otherwise."""
+    if '"' in value or "=?" in value or not value.strip():
+        return None
+    out: list[tuple[str, str]] = []
+    for item in value.split(","):
+        match = _SIMPLE_ADDR_RE.fullmatch(item)
+        if match is None:
+            return None
+        bare, name, spec = match.groups()
+        out.append(("", bare) if bare is not None else (name or "", spec))
     return out
 
 

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from continuity.clock import Clock
     from continuity.config.loader import LoadedConfig
     from continuity.sinks.autoreply import AutoreplySettings
+    from continuity.store.protocol import Store
     from continuity.store.sqlite import SqliteStore
 
 T = TypeVar("T")
@@ -63,10 +64,11 @@ class StoreWorker:
     answer, not the SMTP round trips, would otherwise set the pace. The event loop never waits on the disk.
     """
 
-    def __init__(self, path: Path, name: str) -> None:
+    def __init__(self, store: Path | Store, name: str) -> None:
         from continuity.store.sqlite import SqliteStore
 
-        self.store = SqliteStore(path)
+        # Its own handle on the same store (SQLite file or PostgreSQL database), used from its own thread.
+        self.store = SqliteStore(store) if isinstance(store, Path) else store.reopen()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"autoreply-db-{name}")
         self._pending: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
         self._flushing = False
@@ -104,6 +106,18 @@ class StoreWorker:
             self._flushing = False
 
     def _apply(self, ops: list[Callable[[], Any]]) -> list[Any]:
+        # Usually no write fails: the batch runs as it is, one transaction, no savepoints to open and release.
+        # Should one raise, that transaction is rolled back whole and the batch runs again below, a savepoint
+        # each. (A failing COMMIT is not a failing write: it fails the batch, as it always did.)
+        done: list[Any] = []
+        try:
+            with self.store.transaction():
+                for op in ops:
+                    done.append(op())
+            return done
+        except Exception:
+            if len(done) == len(ops):
+                raise
         out: list[Any] = []
         with self.store.transaction():
             for op in ops:
@@ -161,7 +175,7 @@ class Responder:
         self.first_delay = first_delay
         self.max_delay = max_delay
         self.on_outcome = on_outcome
-        self.db = StoreWorker(store.path, name)
+        self.db = StoreWorker(store, name)
         self.state = AutoreplyState(self.db.store, name)
         self._parts: tuple[float, list[Part]] = (0.0, [])
         self.reader = MailboxReader(settings)

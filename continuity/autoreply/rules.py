@@ -26,6 +26,7 @@ Per-sender rate limiting needs the store and lives with the responder, not here.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -168,7 +169,9 @@ _DETAIL_HEADERS = {"auto-submitted": "auto-submitted", "precedence-bulk": "prece
                    "auto-response-suppress": "x-auto-response-suppress", "x-loop": "x-loop"}
 
 
+@functools.lru_cache(maxsize=64)
 def _ours(policy: Policy) -> frozenset[str]:
+    """Our addresses, normalised; cached per policy (a frozen value), as three rules ask for every message."""
     return frozenset(a.strip().lower() for a in (policy.mailbox, *policy.own_addresses) if a and a.strip())
 
 

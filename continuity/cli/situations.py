@@ -51,9 +51,24 @@ def _exit_for(results: list[Any]) -> None:
 def outage(
     channel: Annotated[str, typer.Argument(help="The channel that failed: phone, email, chat, internet, …")],
     reason: Annotated[str, typer.Option("--reason", "-r",
-                                        help="What broke, in one sentence (at most 500 characters). Staff "
-                                             "messages quote it.")],
-    eta: Annotated[str | None, typer.Option("--eta", help="Expected recovery: 2h, 90m, 14:30 or an ISO time.")] = None,
+                                        help="What broke, in one sentence (at most 500 characters), for STAFF: "
+                                             "their messages quote it; customers never read it unless "
+                                             "--public-reason.")],
+    eta: Annotated[str | None, typer.Option("--eta", help="Expected recovery: 2h, 90m, 14:30 or an ISO time; "
+                                                          "never in the past.")] = None,
+    cause: Annotated[str | None, typer.Option("--cause", "-c",
+                                              help="What CUSTOMERS read about why, as a prepared sentence in "
+                                                   "their language: provider, power, network, hardware, "
+                                                   "software, maintenance, unknown (or a key of "
+                                                   "organisation.causes). Default: unknown; asked for at a "
+                                                   "terminal.")] = None,
+    public_reason: Annotated[bool, typer.Option("--public-reason",
+                                                help="Also show --reason to customers, but only in messages "
+                                                     "and pages of the language it is written in "
+                                                     "(--reason-locale).")] = False,
+    reason_locale: Annotated[str | None, typer.Option("--reason-locale",
+                                                      help="The language --reason is written in (default: the "
+                                                           "organisation's default locale).")] = None,
     by: Annotated[str | None, typer.Option("--by", help="Who declares it (default: your user name).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run",
                                           help="Show every action that would run; touch nothing.")] = False,
@@ -70,11 +85,12 @@ def outage(
     loaded = load()
     clk = clock()
     now = clk.now()
-    eta_at = parse_eta(eta, now, loaded.config.organisation.timezone)
+    eta_at = checked_eta(eta, now, loaded.config.organisation.timezone)
     if channel not in loaded.config.channels:
         raise InputError(f"unknown channel {channel!r}; configured channels: {', '.join(loaded.config.channels)}")
     if not reason.strip():
         raise InputError("--reason must say what broke")
+    told = customer_fields(loaded, cause, public_reason, reason_locale, ask=not (dry_run or as_json))
     limits.check_length("--reason", reason, limits.REASON)
     limits.check_length("--by", by, limits.BY)
     if dry_run:
@@ -87,7 +103,7 @@ def outage(
         _print_preview(preview.actions, f"Dry run: {preview.headline} (nothing was sent or stored)")
         return
     eng = engine(loaded)
-    result = eng.open(channel, reason=reason, eta=eta_at, by=who(by))
+    result = eng.open(channel, reason=reason, eta=eta_at, by=who(by), data=told)
     results = eng.run_due([result.situation.id])
     sit = eng.store.get_situation(result.situation.id)
     assert sit is not None
@@ -114,6 +130,75 @@ def outage(
                                            for r in later[:6]), markup=False)
             out.print("[dim]Later steps run with `continuity tick` (cron) or `continuity daemon`.[/]")
     _exit_for(results)
+
+
+def _at_terminal() -> bool:
+    import sys
+
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def checked_eta(text: str | None, now: datetime, tz: str) -> datetime | None:
+    """The ETA as given, refused when it is already over; a bare time that has passed today (`14:30` at
+    15:00) is never silently taken for tomorrow: at a terminal the person confirms it, elsewhere it is
+    refused with the date to give instead."""
+    from datetime import time as clock_time
+    from zoneinfo import ZoneInfo
+
+    from continuity.durations import parse_duration
+
+    eta_at = parse_eta(text, now, tz)
+    if eta_at is None or text is None:
+        return None
+    local_eta, local_now = eta_at.astimezone(ZoneInfo(tz)), now.astimezone(ZoneInfo(tz))
+    if eta_at <= now:
+        raise InputError(f"--eta {text!r} is in the past ({local_eta:%Y-%m-%d %H:%M} {tz}, now "
+                         f"{local_now:%Y-%m-%d %H:%M}): give the time the channel is expected back")
+    try:
+        parse_duration(text)
+        return eta_at
+    except ValueError:
+        pass
+    try:
+        clock_time.fromisoformat(text)
+    except ValueError:
+        return eta_at  # a full date-time: meant as written
+    if local_eta.date() == local_now.date():
+        return eta_at
+    question = f"{text} has passed today ({local_now:%H:%M} now): did you mean tomorrow {local_eta:%Y-%m-%d %H:%M}?"
+    if _at_terminal():
+        if typer.confirm(question, default=False, err=True):
+            return eta_at
+        raise InputError(f"--eta {text!r}: not confirmed; nothing was changed")
+    raise InputError(f"--eta {text!r} has passed today ({local_now:%H:%M} now, {tz}); for tomorrow give the "
+                     f"date too: --eta {local_eta:%Y-%m-%dT%H:%M}")
+
+
+def customer_fields(loaded: Any, cause: str | None, public_reason: bool, reason_locale: str | None, *,
+                    ask: bool) -> dict[str, Any]:
+    """What customers are told about why (situation data): a prepared cause key, and whether the staff's
+    reason may be shown, in which language. Bad keys are refused by name, nothing changed."""
+    from continuity.variables import DEFAULT_CAUSE, cause_catalog
+
+    catalog = cause_catalog(loaded)
+    org = loaded.config.organisation
+    if cause is None and ask and _at_terminal():
+        cause = typer.prompt(f"What do customers read as the cause? ({', '.join(catalog)})",
+                             default=DEFAULT_CAUSE, err=True).strip()
+    if cause is not None and cause not in catalog:
+        raise InputError(f"--cause {cause!r}: unknown cause; known: {', '.join(catalog)} "
+                         "(add one under organisation.causes)")
+    if reason_locale is not None and reason_locale not in org.locales:
+        raise InputError(f"--reason-locale {reason_locale!r}: not one of organisation.locales "
+                         f"({', '.join(org.locales)})")
+    # Only what was said: running `outage` again to move the ETA keeps the cause chosen before. The staff's
+    # words stay published only while the person keeps saying so.
+    out: dict[str, Any] = {"public_reason": public_reason}
+    if cause:
+        out["cause"] = cause
+    if public_reason:
+        out["reason_locale"] = reason_locale or org.default_locale
+    return out
 
 
 def _print_preview(plan: list[dict[str, Any]], title: str) -> None:
@@ -194,10 +279,33 @@ def status(as_json: JSON = False) -> None:
 
     eng = engine()
     view = status_view(eng.store, eng.clock.now())
+    from continuity.quorum import daemon_views, watched_from_elsewhere
+
+    if watched_from_elsewhere(eng.loaded):  # what each vantage sees lives in the daemon's memory
+        view["vantages"] = daemon_views(eng.loaded)
     if as_json:
         print_json(view)
         return
     _print_status(view, eng.loaded.config.organisation.timezone)
+    if "vantages" in view:
+        _print_vantages(view["vantages"])
+
+
+def _print_vantages(views: dict[str, Any]) -> None:
+    """One line per channel and vantage: what it sees, or that it is silent."""
+    out = console()
+    if "error" in views:
+        out.print(f"\nVantages: {esc(views['error'])}")
+        return
+    out.print(f"\n[bold]Vantages[/] (this daemon: {esc(views.get('vantage') or '')})")
+    for channel, q in views.get("channels", {}).items():
+        for name, v in q.get("vantages", {}).items():
+            seen = "[yellow]silent[/]" if v.get("silent") else "[red]down[/]" if v.get("sees_down") else \
+                f"[green]{esc(v.get('status') or 'waiting')}[/]"
+            out.print(f"  {esc(channel)} from {esc(name)}: {seen} {esc(v.get('reason') or '')}  (quorum "
+                      f"{q.get('quorum')})")
+    for name, at in views.get("heard", {}).items():
+        out.print(f"  {esc(name)} last heard {esc(at)}", markup=True)
 
 
 def _print_status(view: dict[str, Any], tz: str) -> None:

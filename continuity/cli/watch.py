@@ -97,8 +97,15 @@ def check(
 
     checks, readings = asyncio.run(run())
     if as_json:
-        print_json({"ok": all(c.status != "down" for c in checks), "channels": [c.as_dict() for c in checks],
-                    "surge": [r.as_dict() for r in readings]})
+        from continuity.quorum import daemon_views, probe_vantages, watched_from_elsewhere
+
+        channels = [c.as_dict() for c in checks]
+        for row in channels:  # where each probe runs (this command runs them all, here)
+            for probe, where in zip(row["probes"], probe_vantages(loaded, row["channel"]), strict=False):
+                probe["vantages"] = where
+        extra = {"vantages": daemon_views(loaded)} if watched_from_elsewhere(loaded) else {}
+        print_json({"ok": all(c.status != "down" for c in checks), "channels": channels,
+                    "surge": [r.as_dict() for r in readings], **extra})
     else:
         from rich.table import Table
 

@@ -79,6 +79,9 @@ class Organisation(Strict):
     timezone: str = "UTC"
     website: str | None = None
     status_url: str | None = None
+    # Prepared causes customers read (`outage --cause KEY`): key -> locale -> sentence; adds to or rewords
+    # the shipped catalog (continuity.variables.CAUSES).
+    causes: dict[str, dict[str, str]] = Field(default_factory=dict)
 
     @field_validator("timezone")
     @classmethod
@@ -93,6 +96,10 @@ class Organisation(Strict):
     def _default_served(self) -> Organisation:
         if self.default_locale not in self.locales:
             raise ValueError(f"default_locale {self.default_locale!r} must be one of locales {self.locales}")
+        for key, texts in self.causes.items():  # every customer reads a cause in their own language
+            missing = [loc for loc in self.locales if not (texts.get(loc) or texts.get(loc.split("-")[0]))]
+            if missing:
+                raise ValueError(f"causes: {key!r} has no text in {', '.join(missing)}")
         return self
 
     @property
@@ -168,6 +175,17 @@ class ProbeSpec(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     type: str
+    # Where the probe runs from: daemon nodes and `continuity agent`s by their vantage name (default: the
+    # daemon's own vantage). Kept out of the type's settings: it says where, not what.
+    vantages: list[Name] | None = Field(default=None, min_length=1)
+
+    @field_validator("vantages")
+    @classmethod
+    def _heard_here(cls, value: list[str] | None, info: Any) -> list[str] | None:
+        if value is not None and info.data.get("type") == "heartbeat":
+            raise ValueError("a heartbeat probe is heard by the daemon and takes no vantages; name the silent "
+                             "one in `vantage:`")
+        return value
 
     def settings_data(self) -> dict[str, Any]:
         return {"type": self.type, **(self.model_extra or {})}
@@ -190,6 +208,9 @@ class Health(Strict):
     recover_after: int = Field(default=2, ge=1)
     flapping: Flapping = Flapping()
     close_manual: bool = False
+    # How many vantages must see the channel down (each after its own fail_after) before it is down: one
+    # site's own network trouble is not the customers' outage.
+    quorum: int = Field(default=1, ge=1)
     degraded_playbook: str | None = Field(
         default=None, description="a playbook of kind `degraded` run while the channel is slow or partly "
         "working (none: degraded is only logged and exported as a metric)")
@@ -231,15 +252,35 @@ class StoreConfig(Strict):
     busy_timeout: Duration = Field(default=timedelta(seconds=30),
                                    description="how long to wait for a store another process holds (exit 75 after)")
 
-    @field_validator("url")
+    @field_validator("url", mode="before")  # before: a value from ${...} still knows how it was written
     @classmethod
-    def _supported(cls, value: str) -> str:
+    def _supported(cls, value: Any) -> Any:
         # Checked here so `validate` catches it with file and line; only the scheme is named (a database URL
         # may carry a password).
+        if not isinstance(value, str):
+            return value
+        if value.startswith(("postgresql://", "postgres://")):
+            import importlib.util
+
+            from continuity.config.envrefs import FromEnv, has_ref
+
+            written = (value.source if isinstance(value, FromEnv) else value) or ""  # "": all of it from a ref
+            authority = written.split("://", 1)[-1].split("/", 1)[0]
+            userinfo = authority.rpartition("@")[0]
+            query = written.partition("?")[2].lower()
+            if (":" in userinfo and not has_ref(userinfo.split(":", 1)[1])) or (
+                    "password=" in query and not has_ref(query.split("password=", 1)[1].split("&")[0])):
+                raise ValueError("the URL embeds a password: write it as ${ENV_VAR} "
+                                 "(postgresql://continuity:${PGPASSWORD}@db:5432/continuity), or leave it out "
+                                 "and let libpq read PGPASSWORD or PGPASSFILE")
+            if importlib.util.find_spec("psycopg") is None:
+                raise ValueError("a postgresql:// store needs psycopg, which is not installed: "
+                                 "pip install 'continuity[postgres]'")
+            return value
         if not value.startswith("sqlite:///"):
             scheme = value.split(":", 1)[0] if ":" in value else value[:20]
             raise ValueError(f"unsupported store URL scheme {scheme!r}; use sqlite:///path/to/continuity.db "
-                             "(relative paths are relative to this file)")
+                             "(relative paths are relative to this file) or postgresql://USER@HOST:PORT/DB")
         return value
 
 
@@ -304,12 +345,41 @@ class PublicWeb(Strict):
         return value
 
 
+class ConsoleWeb(Strict):
+    """The operator console at /console/ (users from `continuity user add`)."""
+
+    enabled: bool = True
+    # A session ends this long after sign-in, used or not: a phone left in a taxi stops being a way in.
+    session_ttl: Duration = timedelta(hours=12)
+
+    @field_validator("session_ttl")
+    @classmethod
+    def _min_ttl(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("session_ttl must be at least 1s")
+        return value
+
+
 class Daemon(Strict):
     """The daemon's small HTTP endpoint (/healthz, /metrics, and token-protected actions)."""
 
     bind: str = Field(default="127.0.0.1:8765", pattern=r"^\[?[0-9A-Za-z.:_-]*\]?:\d{1,5}$")
     token_env: str = Field(default="CONTINUITY_API_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     public: PublicWeb = PublicWeb()
+    console: ConsoleWeb = ConsoleWeb()
+    # Where this daemon sees the channels from; probes without `vantages` run here (default: the host name).
+    vantage: Name | None = None
+
+    @property
+    def vantage_name(self) -> str:
+        """This node's vantage: the configured one, else the host name made into a name."""
+        if self.vantage:
+            return self.vantage
+        import re
+        import socket
+
+        name = re.sub(r"[^a-z0-9_-]+", "-", socket.gethostname().split(".")[0].lower()).strip("-")
+        return (name or "local")[:64]
 
 
 class Campaigns(Strict):

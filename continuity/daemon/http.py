@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import re
 from typing import TYPE_CHECKING, Any, Protocol
 
 from continuity import limits
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 
     from continuity.daemon.metrics import Metrics
     from continuity.engine import Engine
+    from continuity.quorum import Observation
     from continuity.runner import StepResult
 
 
@@ -31,6 +33,10 @@ class Controlled(Served, Protocol):
     def healthz(self, full: bool = False) -> tuple[bool, dict[str, Any]]: ...
 
     async def run_steps(self) -> list[StepResult]: ...
+
+    async def observe(self, vantage: str, observations: list[Observation]) -> dict[str, Any]: ...
+
+    def ping(self, vantage: str) -> None: ...
 
 
 def split_bind(bind: str) -> tuple[str, int]:
@@ -85,16 +91,24 @@ async def serve(daemon: Controlled) -> web.AppRunner:
             return _json({"ok": False, "error": "body must be JSON: {\"reason\": ..., \"eta\": \"2h\"}"}, 400)
         if not isinstance(body, dict) or not isinstance(body.get("reason"), str):
             return _json({"ok": False, "error": "reason (text) is required"}, 400)
-        wrong = _not_text(body, "eta", "by")
+        wrong = _not_text(body, "eta", "by", "cause")
         if wrong:
             return wrong
         from continuity.durations import parse_eta
+        from continuity.variables import cause_catalog
+
+        # What customers read as the cause: a prepared key (the staff's reason never reaches them from here).
+        cause = body.get("cause")
+        known = cause_catalog(daemon.loaded)
+        if cause is not None and cause not in known:
+            return _json({"ok": False, "error": f"cause {cause!r} is unknown; known: {', '.join(known)}"}, 400)
 
         try:
             eta = parse_eta(body.get("eta"), daemon.clock.now(), daemon.loaded.config.organisation.timezone,
                             option="eta")
             result = daemon.engine.open(request.match_info["channel"], reason=body["reason"], eta=eta,
-                                        by=str(body.get("by") or "http"), source="http")
+                                        by=str(body.get("by") or "http"), source="http",
+                                        data={"cause": cause} if cause else None)
         except ContinuityError as exc:
             return _json({"ok": False, "error": str(exc)}, 400)
         ran = await daemon.run_steps()
@@ -129,15 +143,64 @@ async def serve(daemon: Controlled) -> web.AppRunner:
         ran = await daemon.run_steps()
         return _json({"ok": True, "ran": [r.as_dict() for r in ran]})
 
+    async def probes(request: web.Request) -> web.Response:
+        """What an agent at ?vantage=NAME runs: the config's probes for it, `${VAR}` references unresolved."""
+        refused = _authorised(daemon, request)
+        if refused:
+            return refused
+        from continuity.quorum import assignments
+
+        vantage = request.query.get("vantage", "")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", vantage):
+            return _json({"ok": False, "error": "vantage: give ?vantage=NAME (lower-case letters, digits, - _)"}, 400)
+        return _json({"ok": True, **assignments(daemon.loaded, vantage)})
+
+    versions: dict[str, str] = {}
+
+    async def observations(request: web.Request) -> web.Response:
+        refused = _authorised(daemon, request)
+        if refused:
+            return refused
+        from continuity.quorum import assignments, parse_observations
+
+        try:
+            parsed = parse_observations(await request.json(), daemon.loaded.config.channels)
+        except ValueError as exc:  # json.JSONDecodeError is one too
+            return _json({"ok": False, "error": str(exc) if not isinstance(exc, json.JSONDecodeError)
+                          else "body must be JSON"}, 400)
+        vantage = (await request.json())["vantage"]
+        result = await daemon.observe(vantage, parsed)
+        # The agent compares the version and refetches its probes when the assignment changed (the config is
+        # loaded once per daemon, so each vantage's version is worked out once).
+        if vantage not in versions:
+            versions[vantage] = assignments(daemon.loaded, vantage)["version"]
+        return _json({"ok": True, **result, "version": versions[vantage]})
+
+    async def heartbeat(request: web.Request) -> web.Response:
+        refused = _authorised(daemon, request)
+        if refused:
+            return refused
+        name = request.match_info["name"]
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", name):
+            return _json({"ok": False, "error": "the vantage name must be lower-case letters, digits, - and _"}, 400)
+        daemon.ping(name)
+        return _json({"ok": True, "vantage": name})
+
     app = web.Application(client_max_size=limits.API_BODY)  # a bigger body answers 413
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/api/outage/{channel}", outage)
     app.router.add_post("/api/restore/{channel}", restore)
     app.router.add_post("/api/tick", tick)
+    app.router.add_get("/api/probes", probes)
+    app.router.add_post("/api/observations", observations)
+    app.router.add_post("/api/heartbeat/{name}", heartbeat)
     from continuity.public.web import add_public_routes
 
     add_public_routes(app, daemon)  # /banner.json, /banner.js, /status, /status.json, /voice.xml: read-only
+    from continuity.console.web import add_console_routes
+
+    add_console_routes(app, daemon)  # /console/: signed-in staff, their roles, CSRF-checked forms
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     host, port = split_bind(daemon.bind)

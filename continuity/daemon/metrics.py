@@ -7,7 +7,10 @@ from typing import TYPE_CHECKING, Any
 from continuity.probes.health import ChannelHealth
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from continuity.probes.surge import SurgeCheck
+    from continuity.quorum import Quorum
 
 STATES = ("up", "failing", "down", "recovering", "flapping", "degraded")
 
@@ -36,6 +39,13 @@ class Metrics:
                                       ["channel", "probe"], registry=self.registry)
         self.volume_unreadable = Counter("continuity_volume_unreadable", "Surge probe readings that failed",
                                          ["channel", "probe"], registry=self.registry)
+        # What each vantage sees of a channel seen from several places (the quorum's inputs).
+        self.vantage_up = Gauge("continuity_vantage_probe_up", "1 when the probe last passed at that vantage",
+                                ["channel", "probe", "vantage"], registry=self.registry)
+        self.vantage_down = Gauge("continuity_vantage_sees_down", "1 while the vantage counts the channel down "
+                                  "(after its own fail_after)", ["channel", "vantage"], registry=self.registry)
+        self.vantage_silent = Gauge("continuity_vantage_silent", "1 while nothing comes from the vantage",
+                                    ["channel", "vantage"], registry=self.registry)
         self.surging = Gauge("continuity_surging", "1 from the readings that declare a surge to those that end it",
                              ["channel"], registry=self.registry)
 
@@ -47,6 +57,17 @@ class Metrics:
         current = "degraded" if health.state == "up" and health.degraded else health.state
         for state in STATES:
             self.channel_state.labels(channel, state).set(1 if state == current else 0)
+
+    def observe_vantages(self, channel: str, quorum: Quorum, now: datetime, only: str | None = None) -> None:
+        """Every vantage's view of the channel (or only the one that just reported: an agent's post)."""
+        for name, view in quorum.views.items():
+            if only is not None and name != only:
+                continue
+            self.vantage_down.labels(channel, name).set(1 if view.health.is_down else 0)
+            self.vantage_silent.labels(channel, name).set(1 if quorum.is_silent(view, now) else 0)
+            for r in view.results:
+                up = 0 if r.get("status") == "down" else 1
+                self.vantage_up.labels(channel, str(r.get("probe", "")), name).set(up)
 
     def observe_surge(self, check: SurgeCheck) -> None:
         for r in check.readings:

@@ -21,8 +21,10 @@ from continuity.daemon.surge import SurgeMonitor
 from continuity.engine import Engine
 from continuity.logs import event
 from continuity.maintenance import active_window
-from continuity.notes import DAEMON_TEMPLATES, FLAPPING_TEMPLATE, HEALTHY_TEMPLATE
+from continuity.notes import DAEMON_TEMPLATES, FLAPPING_TEMPLATE, HEALTHY_TEMPLATE, MONITORING_TEMPLATE
 from continuity.probes.health import ChannelHealth
+from continuity.probes.heartbeat import Heard
+from continuity.quorum import Observation, Quorum, channel_vantages, needs_quorum
 from continuity.runner import StepResult
 from continuity.store.sqlite import SqliteStore, ts
 
@@ -60,10 +62,19 @@ class Daemon:
         self.clock = clock
         self.log = log
         self.engine = Engine(loaded, store, clock)
-        self.probes = ProbeSet(loaded, clock)
+        self.vantage = loaded.config.daemon.vantage_name
+        self.heard = Heard(clock.now())  # agents' posts and plain pings: the heartbeat probes read it
+        self.probes = ProbeSet(loaded, clock, vantage=self.vantage, heard=self.heard)
         self.surge = SurgeMonitor(loaded, self.engine, store, clock, log)
         self.health = {ch: ChannelHealth(spec.health) for ch, spec in loaded.config.channels.items()
-                       if spec.health is not None and ch in self.probes.probes}
+                       if spec.health is not None and ch in loaded.probes}
+        # Channels seen from several vantages: each vantage keeps its own hysteresis in its Quorum, and the
+        # channel's health is fed the vote (so it goes down or back on the vote alone, flapping still judged).
+        self.quorums: dict[str, Quorum] = {}
+        for ch, h in self.health.items():
+            if needs_quorum(h.spec, self.vantage):
+                self.quorums[ch] = Quorum(h.spec, channel_vantages(h.spec, self.vantage), clock.now())
+                h.spec = h.spec.model_copy(update={"fail_after": 1, "recover_after": 1})
         self.metrics = Metrics()
         self.autoreply = Supervisor(loaded, store, clock, log, self.metrics.registry)
         self.scheduler = AsyncIOScheduler(timezone=UTC)
@@ -109,6 +120,8 @@ class Daemon:
             h = self.health.get(sit.channel)
             if h is not None and sit.kind == "outage":
                 h.state = "down"  # an outage open before a restart needs recover_after passes to close
+                for view in self.quorums[sit.channel].views.values() if sit.channel in self.quorums else ():
+                    view.health.state = "down"
         stale = self.engine.recover()
         event(self.log, "daemon.start", f"watching {len(self.health)} channel(s); {len(stale)} interrupted step(s) "
               "recovered", channels=list(self.health))
@@ -222,6 +235,9 @@ class Daemon:
             self._cycling.discard(channel)
 
     async def cycle(self, channel: str) -> None:
+        if channel in self.quorums:
+            await self.quorum_cycle(channel)
+            return
         check = await self.probes.check(channel)
         now = self.clock.now()
         health = self.health[channel]
@@ -231,6 +247,68 @@ class Daemon:
         self.metrics.observe_check(channel, check.results, health)
         for ev in events:
             await self.react(channel, ev, check)
+
+    async def quorum_cycle(self, channel: str) -> None:
+        """This node's own probes of the channel (if it runs any) count as one vantage's report; then the vote.
+        Runs every `every` even with no probe here, so a vantage's silence is noticed on time."""
+        quorum = self.quorums[channel]
+        results: list[Any] = []
+        if channel in self.probes.probes:
+            check = await self.probes.check(channel)
+            results = check.results
+            quorum.observe(self.vantage, check.status, check.reason, [r.as_dict() for r in results],
+                           self.clock.now())
+        self.last_cycle_at[channel] = self.clock.now()
+        await self.vote(channel, results)
+
+    async def observe(self, vantage: str, observations: list[Observation]) -> dict[str, Any]:
+        """An agent's report (its heartbeat too): each channel's vote is taken again at once."""
+        now = self.clock.now()
+        accepted = 0
+        for ob in observations:
+            quorum = self.quorums.get(ob.channel)
+            if quorum is not None and ob.vantage in quorum.views:
+                quorum.observe(ob.vantage, ob.status, ob.reason, ob.results, now)
+                accepted += 1
+        self.heard.hear(vantage, now)
+        for channel in dict.fromkeys(ob.channel for ob in observations):
+            if channel in self.quorums:
+                await self.vote(channel, [], only=vantage)
+        return {"accepted": accepted, "ignored": len(observations) - accepted}
+
+    async def vote(self, channel: str, own_results: list[Any], only: str | None = None) -> None:
+        quorum, health = self.quorums[channel], self.health[channel]
+        now = self.clock.now()
+        verdict = quorum.verdict(now)
+        silent = quorum.degraded_news(verdict)
+        if silent:
+            await self.monitoring_degraded(channel, silent, verdict.reporting)
+        check = ChannelCheck(channel, verdict.status or health.last_status or "up", verdict.reason, own_results, 0.0)
+        self.last_check[channel] = check
+        if only is None:  # this node's own cycle; an agent's post leaves this node's probe metrics alone
+            self.metrics.observe_check(channel, own_results, health)
+        self.metrics.observe_vantages(channel, quorum, now, only)
+        if verdict.status is None:
+            return  # too few vantages report: the channel keeps its state, nobody is told of an outage
+        for ev in health.observe(verdict.status, verdict.reason, now):
+            await self.react(channel, ev, check)
+
+    async def monitoring_degraded(self, channel: str, silent: list[str], reporting: list[str]) -> None:
+        """Fewer vantages report than the quorum needs: a monitoring problem, not an outage. Staff are told
+        once, on the channel's open situation; with none open the log says it (the ledger keeps messages
+        per situation)."""
+        names = ", ".join(silent)
+        event(self.log, "monitoring.degraded", f"monitoring degraded: vantage {names} silent; {channel} cannot "
+              f"reach its quorum ({len(reporting)} reporting)", logging.WARNING, channel=channel, vantages=silent)
+        sits = [s for s in self.store.open_situations() if s.channel == channel]
+        if sits:
+            # The step id carries the names into the note (`step_id` is a template variable).
+            self.engine.note(sits[0].id, ("silent--" + "--".join(silent))[:64], MONITORING_TEMPLATE)
+            await self.run_steps()
+
+    def ping(self, vantage: str) -> None:
+        """A plain heartbeat from a device that cannot run the agent."""
+        self.heard.hear(vantage, self.clock.now())
 
     async def react(self, channel: str, ev: str, check: ChannelCheck) -> None:
         sit = self.store.find_open("outage", channel)
@@ -417,4 +495,8 @@ class Daemon:
             "channels": {ch: {"state": h.state, "degraded": h.degraded,
                               "last_check": self.last_cycle_at[ch].isoformat() if ch in self.last_cycle_at else None,
                               "reason": h.last_reason} for ch, h in self.health.items()},
+            # What each vantage sees of the channels seen from several places, and who was heard when.
+            "vantage": self.vantage,
+            "heard": self.heard.as_dict(),
+            "quorum": {ch: q.as_dict(now) for ch, q in self.quorums.items()},
         }

@@ -18,6 +18,7 @@ PROBES: dict[str, str] = {
     "statuspage": "continuity.probes.statuspage:StatuspageProbe",
     "mail_canary": "continuity.probes.mail_canary:MailCanaryProbe",
     "volume": "continuity.probes.volume:VolumeProbe",
+    "heartbeat": "continuity.probes.heartbeat:HeartbeatProbe",
 }
 
 

@@ -1,9 +1,10 @@
 """The public status page: each customer channel's state and the open situations, per locale.
 
 Customers see what a support lead would tell them, never the ledger: no staff names, no sink errors, no
-probe details. A reason typed by a person (`outage`, the HTTP API, a maintenance window) is shown; every other
-reason is internal, the daemon's ("smtp: connection refused 10.0.0.5:25") as much as a campaign's (its dates
-and load forecast), so those situations show a general sentence from the template instead. A campaign's surge
+probe details. What happened is told by a prepared cause in the page's language (`--cause`); the reason a person
+typed is for staff and shows only when they published it (`--public-reason`), and only on the page of the
+language it is written in; the daemon's reasons ("smtp: connection refused 10.0.0.5:25") and a campaign's
+(its dates and load forecast) never do. A campaign's surge
 opens at the staff briefing but stays off the public pages until the launch, and is named by its title, never
 by its `campaign:<name>` scope key; for customers it begins at the launch (`opened_at`), and nothing logged
 before it (the briefing) is shown.
@@ -15,6 +16,7 @@ health checks is `up` unless a situation says otherwise: nobody declared a probl
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -25,7 +27,7 @@ from continuity.errors import InputError, Location
 from continuity.store.records import EventRecord, SituationRecord
 from continuity.store.sqlite import SqliteStore
 from continuity.templating import make_environment
-from continuity.variables import channel_name, human_datetime
+from continuity.variables import cause_key, cause_text, channel_name, customer_reason, human_datetime
 
 STATUS_TEMPLATE = "public/status.html"
 # From calm to alarming; the page's headline follows the most alarming channel.
@@ -34,7 +36,7 @@ _SITUATION_STATUS = {"outage": "outage", "maintenance": "maintenance", "surge": 
 # Timeline events customers may see, by the engine's event kind; everything else is internal.
 _PUBLIC_EVENTS = {"opened": "opened", "eta": "eta", "updated": "updated", "refreshed": "updated"}
 # Situation sources whose reason a person typed for customers to read; the others' reasons are internal.
-PERSON_SOURCES = ("cli", "http", "maintenance")
+PERSON_SOURCES = ("cli", "http", "console", "maintenance")
 # The prefix of a campaign's scope key (engine.CAMPAIGN_SCOPE), and the name of its surge where the
 # campaign's snapshot has no title.
 _CAMPAIGN_SCOPE = "campaign:"
@@ -85,9 +87,38 @@ def public_situations(loaded: LoadedConfig, store: SqliteStore, now: datetime) -
             if (s.channel in shown or s.kind == "surge") and launched(s, now)]
 
 
-def public_reason(sit: SituationRecord) -> str | None:
-    """The reason as customers may read it: only one a person typed for them."""
-    return sit.reason if sit.source in PERSON_SOURCES else None
+# Control characters other than tab and line breaks. A reason may carry them (the HTTP API takes any JSON string,
+# "\u0000" included); in HTML they are parse errors that browsers drop or replace each in their own way.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _shown(text: str) -> str:
+    return _CONTROL.sub(" ", text)
+
+
+_EMAIL = re.compile(r"[^@\s<>\"']+@[^@\s<>\"']+\.[A-Za-z]{2,}")
+_PHONE = re.compile(r"\+?\(?[0-9][0-9 ()./-]{4,}[0-9]")
+
+
+def contact_href(contact: str | None) -> str | None:
+    """The link a contact opens on a phone: `tel:+3612345678`, `mailto:help@…`, or the http(s) URL itself;
+    None for anything else (a chat's name, a street address), which stays plain text."""
+    text = (contact or "").strip()
+    if re.fullmatch(r"https?://[^\s<>\"']+", text, re.IGNORECASE):
+        return text
+    if _EMAIL.fullmatch(text):
+        return f"mailto:{text}"
+    if _PHONE.fullmatch(text):
+        return "tel:" + re.sub(r"[^0-9+]", "", text)
+    return None
+
+
+def public_reason(sit: SituationRecord, locale: str, default_locale: str) -> str | None:
+    """The reason as customers may read it: only one a person typed and published for them, in its language."""
+    if sit.source not in PERSON_SOURCES:
+        return None
+    text = customer_reason(sit, locale, default_locale)
+    return _shown(text) if text else None
 
 
 def situation_name(loaded: LoadedConfig, sit: SituationRecord, locale: str) -> str:
@@ -98,13 +129,13 @@ def situation_name(loaded: LoadedConfig, sit: SituationRecord, locale: str) -> s
     snapshot = campaign.get("snapshot") if isinstance(campaign, dict) else None
     title = snapshot.get("title") if isinstance(snapshot, dict) else None
     if isinstance(title, str) and title:
-        return title
+        return _shown(title)
     org = loaded.config.organisation
     order = (locale, org.default_locale, "en")
     if isinstance(title, dict):
         for loc in order:
             if isinstance(title.get(loc), str) and title[loc]:
-                return str(title[loc])
+                return _shown(str(title[loc]))
     return next(_HIGH_DEMAND[loc] for loc in (locale, locale.split("-")[0], "en") if loc in _HIGH_DEMAND)
 
 
@@ -211,6 +242,7 @@ def build_status(loaded: LoadedConfig, situations: list[SituationRecord],
             "key": key,
             "name": channel_name(loaded, key, locale),
             "contact": loaded.config.channels[key].contact,
+            "contact_href": contact_href(loaded.config.channels[key].contact),
             "status": status or probe or "up",
             "health": probe,
         })
@@ -224,7 +256,8 @@ def build_status(loaded: LoadedConfig, situations: list[SituationRecord],
         for fb in ch_cfg.fallbacks if ch_cfg else []:
             fb_cfg = loaded.config.channels.get(fb.channel)
             fallbacks.append({"key": fb.channel, "name": channel_name(loaded, fb.channel, locale),
-                              "contact": fb_cfg.contact if fb_cfg else None})
+                              "contact": fb_cfg.contact if fb_cfg else None,
+                              "contact_href": contact_href(fb_cfg.contact if fb_cfg else None)})
         updates = [{"at": u["at"].isoformat(), "at_text": when(u["at"]), "kind": u["kind"],
                     "eta": u["eta"].isoformat() if u["eta"] else None, "eta_text": when(u["eta"])}
                    for u in _updates(events, sit)]
@@ -233,7 +266,8 @@ def build_status(loaded: LoadedConfig, situations: list[SituationRecord],
             "kind": sit.kind,
             "channel": None if sit.channel.startswith(_CAMPAIGN_SCOPE) else sit.channel,
             "channel_name": situation_name(loaded, sit, locale),
-            "reason": public_reason(sit),
+            "cause": cause_text(loaded, cause_key(sit), locale),
+            "reason": public_reason(sit, locale, org.default_locale),
             "opened_at": public_since(sit).isoformat(),
             "opened_at_text": when(public_since(sit)),
             "eta": sit.eta.isoformat() if sit.eta else None,

@@ -1,8 +1,8 @@
 """`Store`: what the rest of continuity may ask of a store, and what each answer promises.
 
-`SqliteStore` is the one implementation; this is the contract another one (PostgreSQL) must keep, found by
-reading every call on a store object outside continuity/store/. Nothing outside this package touches a
-store's connection or SQL.
+`SqliteStore` (sqlite.py) and `PostgresStore` (postgres.py) implement it; it was found by reading every call
+on a store object outside continuity/store/, and tests/store/ holds every implementation to it. Nothing
+outside this package touches a store's connection or SQL.
 
 Rules every method keeps:
 - Writes join the transaction they are called in (`transaction()` nests: an inner one joins the outer). A
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from continuity.store.autoreply import AutoreplyCursorRecord, AutoreplyMessageRecord
 from continuity.store.campaigns import CampaignRun, CampaignVersion
 from continuity.store.records import EventRecord, MaintenanceRecord, SituationRecord, StepRecord
+from continuity.store.users import SessionRecord, UserRecord
 
 
 @runtime_checkable
@@ -36,12 +37,15 @@ class Store(Protocol):
 
     path: Path
     """Where the store lives; the auto-responder opens a second handle on it (`SqliteStore(path)`) for its
-    own thread."""
+    own thread. A PostgresStore has no file: its `path` is a label below /dev/null that no SQLite opens."""
 
     # lifecycle and transactions --------------------------------------------------------------------------
 
     def close(self) -> None:
         """Release the handle; nothing is called on it afterwards."""
+
+    def reopen(self) -> Store:
+        """A second, independent handle on the same store (for a worker thread of its own)."""
 
     def transaction(self) -> AbstractContextManager[None]:
         """A write transaction: all or nothing, serialised with every other process's (waiting for a busy store
@@ -264,6 +268,45 @@ class Store(Protocol):
 
     def campaign_versions(self, name: str) -> list[CampaignVersion]:
         """Every snapshot of `name`, oldest first."""
+
+    # console users, sessions, failed sign-ins -------------------------------------------------------------
+
+    def add_user(self, *, name: str, role: str, password_hash: str, at: datetime) -> None:
+        """Add a console user (role oncall, marketing or viewer); an existing name is an integrity error."""
+
+    def get_user(self, name: str) -> UserRecord | None:
+        """The user of this name, or None."""
+
+    def users(self) -> list[UserRecord]:
+        """Every user, by name."""
+
+    def remove_user(self, name: str) -> bool:
+        """Remove a user and every session of theirs; True if there was one."""
+
+    def set_user_password(self, name: str, password_hash: str, at: datetime) -> bool:
+        """Replace a user's password hash and end their sessions; True if the user exists."""
+
+    def insert_session(self, *, id_hash: str, user_name: str, csrf: str, created_at: datetime,
+                       expires_at: datetime) -> None:
+        """Record a session under the hash of its id (the id itself is never stored)."""
+
+    def get_session(self, id_hash: str, now: datetime) -> SessionRecord | None:
+        """The session with this id hash, unless it expired by `now`; else None."""
+
+    def delete_session(self, id_hash: str) -> None:
+        """End one session."""
+
+    def purge_console(self, now: datetime, failures_before: datetime) -> int:
+        """Forget expired sessions and failed sign-ins older than `failures_before`; the sessions removed."""
+
+    def add_login_failure(self, *, user_name: str, address: str, at: datetime) -> None:
+        """Note a failed sign-in as `user_name` (known or not) from `address`."""
+
+    def login_failures(self, *, user_name: str, address: str, since: datetime) -> int:
+        """The failed sign-ins as `user_name` from `address` since `since`."""
+
+    def clear_login_failures(self, *, user_name: str, address: str) -> None:
+        """Forget the failed sign-ins as `user_name` from `address`."""
 
 
 if TYPE_CHECKING:

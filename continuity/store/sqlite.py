@@ -24,9 +24,11 @@ from typing import Any
 from continuity.errors import OperationFailed, StoreBusy
 from continuity.store.autoreply import AutoreplySql
 from continuity.store.campaigns import CampaignSql
+from continuity.store.protocol import Store
 from continuity.store.records import EventRecord, MaintenanceRecord, SituationRecord, StepRecord
 from continuity.store.times import from_ts, ts
 from continuity.store.times import required_ts as _dt
+from continuity.store.users import UserSql
 
 # How long a command waits for a store another process holds, unless `store.busy_timeout` says otherwise.
 DEFAULT_BUSY_TIMEOUT = 30.0
@@ -203,13 +205,38 @@ MIGRATIONS: list[str] = [
     -- only those become `uncertain` after a crash, the others go back to `queued`.
     ALTER TABLE autoreply_messages ADD COLUMN ending INTEGER NOT NULL DEFAULT 0;
     """,
+    """
+    -- 7: the operator console (continuity.console, queries in continuity/store/users.py): users with an
+    -- argon2 password hash, server-side sessions kept by the hash of their id, failed sign-ins for the throttle
+    CREATE TABLE console_users (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('oncall', 'marketing', 'viewer')),
+        password_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE console_sessions (
+        id_hash TEXT PRIMARY KEY,
+        user_name TEXT NOT NULL REFERENCES console_users (name) ON DELETE CASCADE,
+        csrf TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    );
+    CREATE INDEX console_sessions_by_user ON console_sessions (user_name);
+    CREATE TABLE console_failures (
+        user_name TEXT NOT NULL,
+        address TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX console_failures_by_key ON console_failures (user_name, address, at);
+    """,
 ]
 
 
 
 
 
-class SqliteStore(AutoreplySql, CampaignSql):
+class SqliteStore(AutoreplySql, CampaignSql, UserSql):
     def __init__(self, path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
                  on_wait: Callable[[str], None] | None = None) -> None:
         """Open (creating and migrating it if need be) the store at `path`. `on_wait` is told, once, when the
@@ -238,6 +265,10 @@ class SqliteStore(AutoreplySql, CampaignSql):
 
     def close(self) -> None:
         self.conn.close()
+
+    def reopen(self) -> Store:
+        """A second, independent handle on the same file (for a worker thread of its own)."""
+        return SqliteStore(self.path, busy_timeout=self.busy_timeout, on_wait=self._on_wait)
 
     @contextmanager
     def _setup_lock(self, deadline: float) -> Iterator[None]:

@@ -246,7 +246,7 @@ def test_metrics_and_token_protected_actions(setup: tuple[Path, Smtp, DaemonProc
     assert 'continuity_channel_state{channel="email",state="up"} 1.0' in metrics
     assert "continuity_probe_latency_seconds_bucket" in metrics
 
-    body = {"reason": "PBX lost its trunk", "eta": "1h"}
+    body = {"reason": "PBX lost its trunk", "eta": "1h", "cause": "provider"}
     assert _post(daemon.http_port, "/api/outage/phone", body, None)[0] == 401
     assert _post(daemon.http_port, "/api/outage/phone", body, "wrong")[0] == 401
     status, reply = _post(daemon.http_port, "/api/outage/phone", {"reason": "x" * 501}, TOKEN)
@@ -258,10 +258,13 @@ def test_metrics_and_token_protected_actions(setup: tuple[Path, Smtp, DaemonProc
         urllib.request.urlopen(huge, timeout=10)
     assert too_big.value.code == 413
     too_big.value.close()
+    status, reply = _post(daemon.http_port, "/api/outage/phone", {"reason": "x", "cause": "aliens"}, TOKEN)
+    assert status == 400 and "cause 'aliens' is unknown" in reply["error"], reply
     assert db(workdir, "SELECT COUNT(*) FROM situations") == [(0,)]  # refused requests changed nothing
     status, reply = _post(daemon.http_port, "/api/outage/phone", body, "t0ken-for-tests")
     assert status == 200 and reply["created"] is True
     assert db(workdir, "SELECT channel, source, reason FROM situations") == [("phone", "http", "PBX lost its trunk")]
+    assert '"cause": "provider"' in db(workdir, "SELECT data FROM situations")[0][0]
     assert _post(daemon.http_port, "/api/outage/fax", body, "t0ken-for-tests")[0] == 400
     assert _post(daemon.http_port, "/api/outage/phone", {"reason": "x", "eta": 5}, "t0ken-for-tests") == \
         (400, {"ok": False, "error": "eta must be text"})

@@ -96,7 +96,8 @@ def test_warm_up_compiles_every_playbook_template_before_the_first_outage(config
         assert banner is not None
         assert catalog.env.cache is not None
         # Every template of every channel's playbook, in every locale of its audience, is compiled already.
-        assert compiled == len(catalog.env.cache) >= 20
+        # (The environment is shared per process: templates other tests compiled may be there too.)
+        assert 20 <= compiled <= len(catalog.env.cache)
         assert any(key[1] == banner for key in catalog.env.cache)
     finally:
         store.close()

@@ -140,8 +140,12 @@ def test_banner_appears_dismisses_and_goes_in_a_real_browser(tmp_path: Path, sho
         assert page.evaluate("() => window.pwned") is None
         assert page.locator("#continuity-banner img").count() == 0
         # The hostile contact's https URL is a link (the only one), its javascript: URL is not.
-        links = page.locator("#continuity-banner a")
+        links = page.locator("#continuity-banner a[href^='http']")
         assert links.count() == 1
+        # The e-mail address is a mailto: link (issue 15); nothing else is.
+        assert page.locator("#continuity-banner a[href^='mailto:']").get_attribute("href") == \
+            "mailto:help@shop.example.test"
+        assert page.locator("#continuity-banner a").count() == 2
         assert links.first.get_attribute("href") == SAFE_URL and links.first.text_content() == SAFE_URL
         assert links.first.get_attribute("rel") == "noopener"
         assert page.locator("#continuity-banner a[href^='javascript' i]").count() == 0

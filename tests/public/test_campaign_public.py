@@ -115,7 +115,8 @@ def test_shown_after_launch_by_title_without_the_internal_reason(site: MakeSite,
 
 def test_people_reasons_shown_daemon_reasons_not(site: MakeSite) -> None:
     s = site()
-    s.engine.open("phone", reason="Our phone provider has a fault", by="tester")  # source cli: a person typed it
+    s.engine.open("phone", reason="Our phone provider has a fault", by="tester",  # source cli: a person typed it
+                  data={"public_reason": True, "reason_locale": "en"})  # ... and published it, in English
     s.engine.open("email", reason="smtp: connection refused 10.0.0.5:25", by="daemon", source="daemon")
     s.engine.open("chat", reason="drill: chat down", by="drill", source="drill")
     reasons = {sit["channel"]: sit["reason"] for sit in status(s)["situations"]}

@@ -24,7 +24,10 @@ def page(s: Site, query: str = "", headers: dict[str, str] | None = None) -> str
     answer = s.get("/status" + query, headers)
     assert answer.status == 200, answer.text
     assert answer.headers["content-type"] == "text/html; charset=utf-8"
-    assert "script-src" not in answer.headers["content-security-policy"]  # default-src 'none': no scripts
+    # default-src 'none': only the page's own status.js may run, nothing inline, nothing from elsewhere
+    assert "script-src 'self';" in answer.headers["content-security-policy"]
+    assert re.findall(r"<script[^>]*>", answer.text) == [
+        '<script src="status.js" defer data-refresh="60">']
     return answer.text
 
 
@@ -64,7 +67,8 @@ def test_language_from_query_then_accept_language_then_default(site: MakeSite, q
 
 def test_outage_with_reason_eta_and_updates(site: MakeSite) -> None:
     s = site()
-    s.engine.open("phone", reason="Our phone provider has a fault", eta=timedelta(hours=2), by="Kovács Anna")
+    s.engine.open("phone", reason="Our phone provider has a fault", eta=timedelta(hours=2), by="Kovács Anna",
+                  data={"public_reason": True, "reason_locale": "en"})  # published, written in English
     s.run(timedelta(minutes=5))
     s.engine.open("phone", reason="Our phone provider has a fault", eta=timedelta(hours=3), by="Kovács Anna")
     data = status(s, "?lang=en")
@@ -87,13 +91,13 @@ def test_outage_with_reason_eta_and_updates(site: MakeSite) -> None:
 
 def test_reason_is_escaped_in_html_and_plain_in_json(site: MakeSite) -> None:
     s = site()
-    s.engine.open("phone", reason=EVIL, by="tester")
+    s.engine.open("phone", reason=EVIL, by="tester", data={"public_reason": True})
     assert status(s)["situations"][0]["reason"] == EVIL
     html = page(s)
     assert "<script>alert(1)" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=&#34;alert(&#39;x&#39;)&#34;&gt; &amp; " \
            "&#34;quoted&#34;" in html
-    assert len(re.findall(r"<script", html)) == 0
+    assert len(re.findall(r"<script", html)) == 1  # status.js only (page() checks which)
 
 
 def test_daemon_reasons_are_internal(site: MakeSite) -> None:
@@ -104,7 +108,7 @@ def test_daemon_reasons_are_internal(site: MakeSite) -> None:
     assert sit["reason"] is None
     html = page(s, "?lang=en")
     assert "10.0.0.5" not in html
-    assert "We noticed the problem and are working on it." in html
+    assert "We are still looking into the cause." in html  # the prepared `unknown` cause
 
 
 def test_channel_health_from_the_daemon(site: MakeSite) -> None:

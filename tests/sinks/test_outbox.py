@@ -48,7 +48,7 @@ JSON_STEPS = [s for s in STEPS if s[3] == "json"]
 # Words each locale's body starts with (one per message, in the order of the message's locales).
 OPENINGS = {
     "staff-runbook": ["OUTAGE #1: "],
-    "customer-notice": ["Kedves Ügyfelünk!", "Dear Customer,", "Vážení zákazníci,", "Szanowni Państwo,"],
+    "customer-notice": ["Kedves Ügyfelünk!", "Dear Customer,", "Dobrý deň,", "Szanowni Państwo,"],
     "email-autoreply": ["Kedves Ügyfelünk!", "Dear Customer,", "Dobrý deň,", "Szanowni Państwo,"],
 }
 NAME = re.compile(r"(?P<stamp>\d{8}T\d{6}Z)-s(?P<situation>\d+)-(?P<step>[A-Za-z0-9._-]+)-(?P<operation>apply|undo)"

@@ -5,19 +5,14 @@ Every test in this folder that is not in a module named `test_sqlite_*` gets its
 send marks, maintenance windows, close(); the contract is written down in continuity/store/protocol.py): no
 `store.conn`, no SQL. So the same tests hold any object with those methods to the same contract.
 
-`store_factory` is parametrised over IMPLEMENTATIONS. Today there is one, "sqlite": `SqliteStore(tmp_path /
-"s.db")`. To add another (the PostgreSQL store), write one function `(tmp_path, request) -> StoreFactory` whose
-`opener` opens a new, independent handle on one fresh store, and add it to IMPLEMENTATIONS under its name, for
-example::
-
-    def _postgres(tmp_path, request):
-        dsn = fresh_database()                      # an empty database of its own
-        return StoreFactory("postgres", functools.partial(PostgresStore, dsn), (psycopg.IntegrityError,))
-
-    IMPLEMENTATIONS = {"sqlite": _sqlite, "postgres": _postgres}
-
-(`request` is there for such a function to `pytest.skip` when no server is configured.) Every contract test
-then runs once per implementation: `pytest tests/store -k postgres` runs them against the new one.
+`store_factory` is parametrised over IMPLEMENTATIONS: "sqlite" (`SqliteStore(tmp_path / "s.db")`) and
+"postgres" (`PostgresStore(url)` on an empty database of its own: CREATE DATABASE from a migrated, row-less
+template, on a real server that tests/store/pgserver.py starts once per session with initdb and pg_ctl, on a
+free loopback port, as the `postgres` user when run as root; dropped after the test). To add
+another, write one function `(tmp_path, request) -> StoreFactory` whose `opener` opens a new, independent handle
+on one fresh store, and add it to IMPLEMENTATIONS under its name, as `_postgres` below does (`request` is there
+for such a function to `pytest.skip` when its server is missing, or to add a finalizer). Every contract test
+then runs once per implementation: `pytest tests/store -k postgres` runs them against one.
 
 The factory's contract:
 - `opener(**options)` opens a new handle on the same store each time; every call is independent (its own
@@ -29,7 +24,8 @@ The factory's contract:
   open situation for a kind and channel, a step or event of a situation that does not exist).
 
 SQLite-only tests (migrations of old store files, file locking at open) live in `test_sqlite_*.py` and build
-their own SqliteStore: they are not part of the contract.
+their own SqliteStore, PostgreSQL-only ones (its migrations in step with SQLite's, start-up races, connection
+errors) in `test_pg_*.py`: they are not part of the contract.
 """
 
 from __future__ import annotations
@@ -76,8 +72,20 @@ def _sqlite(tmp_path: Path, request: pytest.FixtureRequest) -> StoreFactory:
     return StoreFactory("sqlite", functools.partial(SqliteStore, tmp_path / "s.db"), (sqlite3.IntegrityError,))
 
 
+def _postgres(tmp_path: Path, request: pytest.FixtureRequest) -> StoreFactory:
+    psycopg = pytest.importorskip("psycopg", reason="the postgres extra is not installed: pip install '.[test]'")
+    from continuity.store.postgres import PostgresStore
+    from tests.store.pgserver import drop_database, fresh_database
+
+    url = fresh_database()  # skips when PostgreSQL's binaries are missing (fails under CI)
+    request.addfinalizer(lambda: drop_database(url))  # runs after the factory closed its handles
+
+    return StoreFactory("postgres", functools.partial(PostgresStore, url), (psycopg.IntegrityError,))
+
+
 IMPLEMENTATIONS: dict[str, Callable[[Path, pytest.FixtureRequest], StoreFactory]] = {
     "sqlite": _sqlite,
+    "postgres": _postgres,
 }
 
 
