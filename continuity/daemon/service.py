@@ -20,8 +20,7 @@ from continuity.daemon.metrics import Metrics
 from continuity.daemon.surge import SurgeMonitor
 from continuity.engine import Engine
 from continuity.logs import event
-from continuity.maintenance import active_window
-from continuity.notes import DAEMON_TEMPLATES, FLAPPING_TEMPLATE, HEALTHY_TEMPLATE, MONITORING_TEMPLATE
+from continuity.notes import DAEMON_TEMPLATES, MONITORING_TEMPLATE
 from continuity.probes.health import ChannelHealth
 from continuity.probes.heartbeat import Heard
 from continuity.quorum import Observation, Quorum, channel_vantages, needs_quorum
@@ -311,63 +310,12 @@ class Daemon:
         self.heard.hear(vantage, self.clock.now())
 
     async def react(self, channel: str, ev: str, check: ChannelCheck) -> None:
-        sit = self.store.find_open("outage", channel)
-        spec = self.health[channel].spec
-        if ev == "went_down":
-            event(self.log, "channel.down", f"{channel} is down: {check.reason}", channel=channel)
-            window = active_window(self.engine, channel)
-            if window is not None:
-                event(self.log, "maintenance.quiet", f"{channel} is inside maintenance #{window.id}; no outage "
-                      "opened", channel=channel)
-            elif sit is None:
-                opened = self.engine.open(channel, reason=f"health checks failing: {check.reason}"[:500],
-                                          by="daemon", source="daemon")
-                event(self.log, "outage.opened", f"outage #{opened.situation.id} of {channel} opened",
-                      channel=channel, situation=opened.situation.id)
+        """A health change: continuity.triggers decides what it means; the daemon logs it and runs the steps."""
+        said = triggers.health_changed(self.engine, channel, ev, check.reason, self.health[channel].spec)
+        for s in said:
+            event(self.log, s.kind, s.message, s.level, **s.fields)
+        if ev == "went_down" or any(s.kind in triggers.ACTED for s in said):
             await self.run_steps()
-        elif ev == "recovered":
-            event(self.log, "channel.up", f"{channel} passes its health checks again", channel=channel)
-            if sit is None:
-                return
-            if sit.source == "daemon" or spec.close_manual:
-                self.engine.close(channel, by="daemon", note="health checks pass again")
-                event(self.log, "outage.closed", f"outage #{sit.id} of {channel} closed", channel=channel,
-                      situation=sit.id)
-            else:
-                self.engine.note(sit.id, "channel-healthy", HEALTHY_TEMPLATE)
-                event(self.log, "outage.kept", f"outage #{sit.id} was opened by {sit.opened_by}; staff told the "
-                      f"channel looks healthy", channel=channel, situation=sit.id)
-            await self.run_steps()
-        elif ev == "flapping":
-            event(self.log, "channel.flapping", f"{channel} is flapping; held down", logging.WARNING, channel=channel)
-            if sit is not None:
-                self.engine.note(sit.id, "channel-flapping", FLAPPING_TEMPLATE)
-                await self.run_steps()
-        elif ev in ("degraded", "degraded_cleared"):
-            event(self.log, f"channel.{ev}", f"{channel}: {ev.replace('_', ' ')} {check.reason}".rstrip(),
-                  channel=channel)
-            await self.degraded(channel, ev == "degraded", check.reason)
-        if ev == "went_down":
-            await self.degraded(channel, False, "")  # the outage supersedes the slow-channel situation
-
-    async def degraded(self, channel: str, on: bool, reason: str) -> None:
-        """Open or close the channel's `degraded` situation when its health names a degraded_playbook."""
-        name = self.health[channel].spec.degraded_playbook
-        if name is None:
-            return
-        sit = self.store.find_open("degraded", channel)
-        if on and sit is None and active_window(self.engine, channel) is None:
-            opened = self.engine.open(channel, kind="degraded", playbook=name, by="daemon", source="daemon",
-                                      reason=f"health checks report a degraded channel: {reason}"[:500])
-            event(self.log, "degraded.opened", f"degraded #{opened.situation.id} of {channel} opened",
-                  channel=channel, situation=opened.situation.id)
-        elif not on and sit is not None:
-            self.engine.close(channel, by="daemon", note="no longer degraded", kind="degraded")
-            event(self.log, "degraded.closed", f"degraded #{sit.id} of {channel} closed", channel=channel,
-                  situation=sit.id)
-        else:
-            return
-        await self.run_steps()
 
     async def surge_cycle(self, channel: str) -> None:
         """Read the channel's volume; open or close its unplanned surge (daemon/surge.py decides which)."""
