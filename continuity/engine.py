@@ -20,7 +20,7 @@ from continuity.errors import InputError, OperationFailed
 from continuity.notes import UNSURE_TEMPLATE
 from continuity.owners import current_owner, owner_alive
 from continuity.retry import next_retry
-from continuity.sinks.base import Outcome
+from continuity.sinks.base import Action, Outcome
 from continuity.store.records import SituationRecord, StepRecord
 from continuity.store.sqlite import SqliteStore
 
@@ -365,6 +365,17 @@ class Engine:
                 assert claimed_row is not None
                 claimed.append(claimed_row)
         return claimed
+
+    def action_as_ran(self, row: StepRecord) -> Action:
+        """The action a step's sink received, rendered again as of the moment it ran (so /banner.json says
+        the words the banner file got). Renders only: nothing is claimed, recorded or sent."""
+        from continuity.clock import ManualClock
+        from continuity.runner import Runner
+
+        replay = Engine(self.loaded, self.store, ManualClock(row.started_at or row.due_at),
+                        sink_instances=self.sink_instances)
+        replay._catalog = self.catalog  # the same compiled templates
+        return Runner(replay).build_action(row)
 
     def reclaim(self, row: StepRecord) -> StepRecord | None:
         """Take a failed row back for an inline retry, unless it was cancelled or taken meanwhile."""

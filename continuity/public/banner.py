@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
 from typing import Any
 
-from continuity.clock import ManualClock
+from continuity.clock import SystemClock
 from continuity.config.loader import LoadedConfig
 from continuity.engine import CAMPAIGN_SCOPE, Engine
 from continuity.errors import ContinuityError
-from continuity.runner import Runner
 from continuity.sinks.file_banner import banner_entry
 from continuity.store.records import SituationRecord, StepRecord
 from continuity.store.sqlite import SqliteStore
@@ -44,9 +42,8 @@ class BannerSource:
     def __init__(self, loaded: LoadedConfig, store: SqliteStore) -> None:
         self.loaded = loaded
         self.store = store
-        # Rendering happens "as of" the moment each step ran; this clock is moved there before each render.
-        self.clock = ManualClock(datetime.now(UTC))
-        self.runner = Runner(Engine(loaded, store, self.clock))
+        # Rendering happens "as of" the moment each step ran: the engine replays it (Engine.action_as_ran).
+        self.engine = Engine(loaded, store, SystemClock())
         self.errors: list[str] = []
         self._cache: dict[tuple[Any, ...], dict[str, Any]] = {}
 
@@ -73,8 +70,7 @@ class BannerSource:
 
     def _render(self, sit: SituationRecord, row: StepRecord) -> dict[str, Any]:
         when = row.started_at or row.due_at
-        self.clock.set(when)
-        entry = banner_entry(self.runner.build_action(row), when)
+        entry = banner_entry(self.engine.action_as_ran(row), when)
         locales: dict[str, Any] = entry["locales"]
         # The public shape: no ledger keys or step ids (they name sinks and playbook internals), and no
         # campaign scope key (`campaign:<name>` is the staff's name; customers read the campaign's title).
