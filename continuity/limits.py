@@ -6,10 +6,6 @@ writes and far below what breaks a message; an error names the field and its lim
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import Field
-
 from continuity.errors import InputError
 
 REASON = 500  # what broke, in a sentence or two (--reason, maintenance --reason, the API's "reason")
@@ -33,9 +29,3 @@ def check_length(field: str, value: str | None, limit: int) -> None:
     except UnicodeEncodeError as exc:
         raise InputError(f"{field} is not valid text (character {exc.start + 1} cannot be encoded as UTF-8)") \
             from None
-
-
-# The same limits as string types for the models (they show in `continuity schema` as maxLength).
-TitleText = Annotated[str, Field(min_length=1, max_length=TITLE)]
-LongText = Annotated[str, Field(min_length=1, max_length=TEXT)]
-ShortText = Annotated[str, Field(max_length=SHORT)]

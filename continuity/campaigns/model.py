@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BeforeValidator, Field, PlainSerializer, field_validator, model_validator
 
 from continuity.config.models import Duration, Locale, Name, Strict
-from continuity.limits import SHORT, LongText, ShortText, TitleText
+from continuity.limits import SHORT, TEXT, TITLE
 
 _ZONED = re.compile(r"^(?P<when>\d{4}-\d{2}-\d{2}[T ]\d{1,2}:\d{2}(:\d{2})?)\s+(?P<zone>[A-Za-z_]+(/[A-Za-z_+-]+)*)$")
 _EXAMPLE = "write it like 2026-11-27T00:00:00+01:00 or 2026-11-27 00:00 Europe/Budapest"
@@ -51,6 +51,10 @@ def _aware(value: Any) -> datetime:
 Moment = Annotated[datetime, BeforeValidator(_aware),
                    PlainSerializer(lambda d: d.isoformat(), return_type=str, when_used="json")]
 # Text shown to people: one string for everyone, or one per locale (then every served locale is required).
+# The limits of continuity.limits as string types (they show as maxLength in a schema).
+TitleText = Annotated[str, Field(min_length=1, max_length=TITLE)]
+LongText = Annotated[str, Field(min_length=1, max_length=TEXT)]
+ShortText = Annotated[str, Field(max_length=SHORT)]
 LocalText = TitleText | dict[Locale, TitleText]
 LongLocalText = LongText | dict[Locale, LongText]
 VarName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]

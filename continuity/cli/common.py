@@ -72,11 +72,22 @@ def load() -> LoadedConfig:
 
 
 def engine(loaded: LoadedConfig | None = None) -> Engine:
-    import continuity.campaigns  # noqa: F401 (its template variable: the commands render surge steps too)
     from continuity.engine import Engine
+    from continuity.variables import CONTEXT_PARTS, register_context_part
+
+    # The campaign template variable, loaded only when a step renders (status must not pay for jinja2 and the
+    # campaign models); importing continuity.campaigns registers the same part for good.
+    if "campaign" not in CONTEXT_PARTS:
+        register_context_part("campaign", _campaign_part)
 
     loaded = loaded or load()
     return Engine(loaded, store_for(loaded), clock())
+
+
+def _campaign_part(*args: Any) -> Any:
+    from continuity.campaigns.content import situation_campaign
+
+    return situation_campaign(*args)
 
 
 def store_for(loaded: LoadedConfig) -> Any:

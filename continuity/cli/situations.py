@@ -413,20 +413,69 @@ def history(
     console().print(table)
 
 
+def _period_report(fmt: str, month: str | None, since: str | None, until: str | None) -> None:
+    """`report --month`: the period's figures from continuity.history, days in the organisation's zone."""
+    from zoneinfo import ZoneInfo
+
+    from continuity.history import month_period, period_report, report_markdown
+    from continuity.public.status import public_channels
+
+    eng = engine()
+    tz = eng.loaded.config.organisation.timezone
+    now = eng.clock.now()
+    if month and (since or until):
+        raise InputError("--month: not with --since/--until")
+    if month:
+        try:
+            start, end = month_period(month, tz)
+        except ValueError as exc:
+            raise InputError(f"--month {exc}") from None
+    elif since:
+        def moment(text: str, field: str) -> datetime:
+            try:
+                dt = datetime.fromisoformat(text)
+            except ValueError:
+                raise InputError(f"{field} {text!r}: expected an ISO date or time") from None
+            return dt if dt.tzinfo else dt.replace(tzinfo=ZoneInfo(tz))
+
+        start = moment(since, "--since")
+        end = moment(until, "--until") if until else now
+        if end <= start:
+            raise InputError("--until: must be after --since")
+    else:
+        raise InputError("report: give a situation ID, --month YYYY-MM or --since")
+    channels = public_channels(eng.loaded) or list(eng.loaded.config.channels)
+    rep = period_report(eng.store, channels, tz, start, end, now)
+    if fmt == "json":
+        print_json(rep)
+    else:
+        typer.echo(report_markdown(rep), nl=False)
+
+
 @app.command()
 @guarded
 def report(
-    situation_id: Annotated[int, typer.Argument(metavar="ID", help="Situation number (see history).")],
+    situation_id: Annotated[int | None, typer.Argument(metavar="[ID]", help="Situation number (see history).")]
+    = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="md or json")] = "md",
+    month: Annotated[str | None, typer.Option("--month", help="A calendar month, YYYY-MM.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Period start, ISO date or time.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Period end (exclusive), ISO date or time.")]
+    = None,
 ) -> None:
-    """Print one situation's timeline: opened, every step with its time and outcome, closed.
+    """Print one situation's timeline (ID), or a period's availability (--month, or --since/--until).
 
-    Markdown for the post-mortem, or --format json.
+    Markdown for the post-mortem or the management meeting, or --format json.
     """
     from continuity.views import report_markdown, report_view
 
     if fmt not in ("md", "json"):
         raise InputError(f"--format {fmt!r}: expected md or json")
+    if situation_id is None:
+        _period_report(fmt, month, since, until)
+        return
+    if month or since or until:
+        raise InputError("--month/--since/--until: not with a situation ID")
     eng = engine()
     rep = report_view(eng.store, situation_id, eng.clock.now())
     if rep is None:

@@ -210,8 +210,15 @@ def _updates(events: Callable[[int], list[EventRecord]], sit: SituationRecord) -
 def status_data(loaded: LoadedConfig, store: SqliteStore, health: Mapping[str, str | None], now: datetime,
                 locale: str) -> dict[str, Any]:
     """The status as plain data for one locale: machine values (ISO times, state words) and the localised
-    text beside them (`*_text`), so /status.json and the HTML page say the same thing."""
-    return build_status(loaded, public_situations(loaded, store, now), store.events_for, health, now, locale)
+    text beside them (`*_text`), so /status.json and the HTML page say the same thing. Each channel carries
+    its 90 days of uptime (history.uptime), days in the organisation's timezone."""
+    from continuity.history import uptime
+
+    data = build_status(loaded, public_situations(loaded, store, now), store.events_for, health, now, locale)
+    days = uptime(store, [c["key"] for c in data["channels"]], loaded.config.organisation.timezone, now)
+    for ch in data["channels"]:
+        ch["uptime"] = days[ch["key"]]
+    return data
 
 
 def build_status(loaded: LoadedConfig, situations: list[SituationRecord],
