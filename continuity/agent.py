@@ -26,7 +26,7 @@ from typing import Any
 from continuity import __version__
 from continuity.clock import Clock, SystemClock
 from continuity.logs import event
-from continuity.probes.base import Probe, ProbeContext, ProbeResult
+from continuity.probes.base import Probe, ProbeContext, ProbeResult, guarded_check
 
 REFETCH_EVERY = 30.0  # seconds between asking the daemon for the probes again
 HEARTBEAT_EVERY = 5.0  # an agent with nothing to report still posts this often, so it is heard
@@ -182,16 +182,7 @@ class Agent:
     # running ------------------------------------------------------------------------------------------------
 
     async def _guarded(self, probe: Probe) -> ProbeResult:
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(probe.timeout + 1.0):
-                return await probe.check()
-        except TimeoutError:
-            return ProbeResult("down", time.perf_counter() - started, f"timed out after {probe.timeout:g}s",
-                               probe.label)
-        except Exception as exc:  # a probe bug is a failed check, never a dead agent
-            return ProbeResult("down", time.perf_counter() - started, f"probe error: {type(exc).__name__}",
-                               probe.label)
+        return await guarded_check(probe, error_text=False)
 
     async def cycle(self, plan: ChannelPlan) -> dict[str, Any]:
         from continuity.probes.health import aggregate

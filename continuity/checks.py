@@ -10,7 +10,7 @@ from typing import Any
 
 from continuity.clock import Clock
 from continuity.config.loader import LoadedConfig
-from continuity.probes.base import Probe, ProbeContext, ProbeResult, Status
+from continuity.probes.base import Probe, ProbeContext, ProbeResult, Status, guarded_check
 from continuity.probes.health import aggregate
 
 # httpcore's pool rescans all its connections (and, for each idle one, all of them again, with a socket check)
@@ -93,17 +93,7 @@ class ProbeSet:
         return list(self.probes)
 
     async def _guarded(self, probe: Probe) -> ProbeResult:
-        started = time.perf_counter()
-        try:
-            # asyncio.timeout, not wait_for: no extra task per probe and cycle.
-            async with asyncio.timeout(probe.timeout + 1.0):
-                return await probe.check()
-        except TimeoutError:
-            return ProbeResult("down", time.perf_counter() - started, f"timed out after {probe.timeout:g}s",
-                               probe.label)
-        except Exception as exc:  # a probe bug is a failed check, never a dead daemon
-            return ProbeResult("down", time.perf_counter() - started, f"probe error: {type(exc).__name__}: {exc}",
-                               probe.label)
+        return await guarded_check(probe)
 
     async def check(self, channel: str) -> ChannelCheck:
         started = time.perf_counter()

@@ -6,6 +6,7 @@ and the decision to open an outage live elsewhere.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -81,3 +82,20 @@ class Probe:
     # helpers for subclasses
     def result(self, status: Status, started: float, reason: str = "") -> ProbeResult:
         return ProbeResult(status, time.perf_counter() - started, reason, self.label)
+
+
+async def guarded_check(probe: Probe, *, error_text: bool = True) -> ProbeResult:
+    """A probe's check that always ends in a result: its own timeout plus a second of grace, and a probe bug
+    is a failed check, never a dead daemon or agent. `error_text=False` names only the exception's type (an
+    agent sends the result off the machine)."""
+    started = time.perf_counter()
+    try:
+        # asyncio.timeout, not wait_for: no extra task per probe and cycle.
+        async with asyncio.timeout(probe.timeout + 1.0):
+            return await probe.check()
+    except TimeoutError:
+        return ProbeResult("down", time.perf_counter() - started, f"timed out after {probe.timeout:g}s",
+                           probe.label)
+    except Exception as exc:
+        detail = f"{type(exc).__name__}: {exc}" if error_text else type(exc).__name__
+        return ProbeResult("down", time.perf_counter() - started, f"probe error: {detail}", probe.label)
