@@ -90,10 +90,59 @@ def validate(as_json: Annotated[bool, typer.Option("--json", help="Machine-reada
                             soft_wrap=True)
 
 
+SCHEMA_KINDS = ("config", "campaign", "playbook")
+
+
 @app.command()
 @guarded
-def schema() -> None:
-    """Print the JSON Schema of the config file, for completion and checks in your editor."""
-    from continuity.config.schema import config_schema
+def schema(
+    kind: Annotated[str, typer.Argument(help="config (default), campaign or playbook",
+                                        show_default=False)] = "config",
+) -> None:
+    """Print the JSON Schema of the config file (or of a campaign file, or a playbook), for completion and
+    checks in your editor: `continuity schema campaign > campaign.schema.json`."""
+    if kind not in SCHEMA_KINDS:
+        raise InputError(f"schema {kind!r}: expected one of {', '.join(SCHEMA_KINDS)}")
+    if kind == "config":
+        from continuity.config.schema import config_schema
 
-    print_json(config_schema())
+        print_json(config_schema())
+        return
+    print_json(file_schema(kind))
+
+
+def file_schema(kind: str) -> dict[str, Any]:
+    """The JSON Schema of a campaign file or a playbook, from the same pydantic models the loader validates
+    with. Durations and their defaults read as a person writes them (`48h`); a campaign's moments are text
+    with a time zone (`2026-11-27 00:00 Europe/Budapest` too), so no `format: date-time` an editor would
+    hold against that spelling."""
+    from datetime import timedelta
+
+    from pydantic.json_schema import GenerateJsonSchema
+
+    from continuity.config.schema import SCHEMA_DIALECT, spell_duration
+
+    class Generator(GenerateJsonSchema):
+        def encode_default(self, dft: Any) -> Any:
+            return spell_duration(dft) if isinstance(dft, timedelta) else super().encode_default(dft)
+
+    if kind == "campaign":
+        from continuity.campaigns.model import Campaign as model
+    else:
+        from continuity.config.models import Playbook as model  # type: ignore[assignment]
+    doc = model.model_json_schema(mode="validation", schema_generator=Generator)
+
+    def relax(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("format") == "date-time":
+                del node["format"]
+                node.setdefault("description", "a date and time with its time zone: 2026-11-27T00:00:00+01:00 "
+                                               "or 2026-11-27 00:00 Europe/Budapest")
+            for value in node.values():
+                relax(value)
+        elif isinstance(node, list):
+            for value in node:
+                relax(value)
+
+    relax(doc)
+    return {"$schema": SCHEMA_DIALECT, **doc, "title": f"continuity {kind}"}
