@@ -294,3 +294,8 @@ class AutoreplySql:
             "SELECT last_error FROM autoreply_messages WHERE mailbox = ? AND state = 'failed'"
             " AND last_error IS NOT NULL ORDER BY decided_at DESC LIMIT 1", (mailbox,)).fetchone()
         return row["last_error"] if row else None
+
+    def autoreply_decided_between(self, since: datetime, until: datetime) -> list[tuple[str, str, int]]:
+        rows = self.conn.execute("SELECT state, reason, COUNT(*) AS n FROM autoreply_messages WHERE decided_at >= ?"
+                                 " AND decided_at < ? GROUP BY state, reason", (ts(since), ts(until))).fetchall()
+        return [(r["state"], r["reason"], r["n"]) for r in rows]

@@ -196,3 +196,8 @@ class AutoreplyPg:
             "SELECT last_error FROM autoreply_messages WHERE mailbox = %s AND state = 'failed'"
             " AND last_error IS NOT NULL ORDER BY decided_at DESC LIMIT 1", (mailbox,)).fetchone()
         return row["last_error"] if row else None
+
+    def autoreply_decided_between(self, since: datetime, until: datetime) -> list[tuple[str, str, int]]:
+        rows = self.conn.execute("SELECT state, reason, COUNT(*) AS n FROM autoreply_messages WHERE decided_at >= %s"
+                                 " AND decided_at < %s GROUP BY state, reason", (utc(since), utc(until))).fetchall()
+        return [(r["state"], r["reason"], int(r["n"])) for r in rows]

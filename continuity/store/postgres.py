@@ -216,6 +216,16 @@ class PostgresStore(AutoreplyPg, CampaignPg, UserPg):
             (utc(since), utc(since))).fetchall()
         return [self._situation(r) for r in rows]
 
+    def ledger_mark(self) -> tuple[int, int, int]:
+        row = self.conn.execute("SELECT (SELECT MAX(id) FROM situations) AS s, (SELECT MAX(id) FROM steps) AS t,"
+                                " (SELECT MAX(id) FROM events) AS e").fetchone()
+        assert row is not None
+        return (int(row["s"] or 0), int(row["t"] or 0), int(row["e"] or 0))
+
+    def first_opened_at(self) -> datetime | None:
+        row = self.conn.execute("SELECT MIN(opened_at) AS first FROM situations").fetchone()
+        return as_utc(row["first"]) if row else None
+
     def insert_situation(self, *, kind: str, channel: str, playbook: str, source: str, opened_by: str,
                          reason: str, eta: datetime | None, opened_at: datetime,
                          data: dict[str, Any] | None = None) -> int:

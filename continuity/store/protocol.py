@@ -69,6 +69,14 @@ class Store(Protocol):
     def situations_since(self, since: datetime) -> list[SituationRecord]:
         """Situations opened or closed at or after `since`, and every open one, by id."""
 
+    def ledger_mark(self) -> tuple[int, int, int]:
+        """(highest situation id, highest step id, highest event id), 0 for none: it changes whenever a situation
+        is opened, a step planned or an event written (the engine writes one at every update and close), so a
+        cache of figures drawn from the ledger (the status page's uptime) learns in one look-up that it is stale."""
+
+    def first_opened_at(self) -> datetime | None:
+        """When the earliest situation opened, or None: before it the ledger knows nothing ("no data")."""
+
     def insert_situation(self, *, kind: str, channel: str, playbook: str, source: str, opened_by: str,
                          reason: str, eta: datetime | None, opened_at: datetime,
                          data: dict[str, Any] | None = None) -> int:
@@ -236,6 +244,9 @@ class Store(Protocol):
 
     def autoreply_last_failure(self, mailbox: str) -> str | None:
         """The error of the most recently decided `failed` message that has one, or None."""
+
+    def autoreply_decided_between(self, since: datetime, until: datetime) -> list[tuple[str, str, int]]:
+        """(state, reason, number of messages) over every mailbox, of the messages decided in [since, until)."""
 
     # campaigns -------------------------------------------------------------------------------------------
 

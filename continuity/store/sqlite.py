@@ -394,6 +394,14 @@ class SqliteStore(AutoreplySql, CampaignSql, UserSql):
         ).fetchall()
         return [self._situation(r) for r in rows]
 
+    def ledger_mark(self) -> tuple[int, int, int]:
+        row = self.conn.execute("SELECT (SELECT MAX(id) FROM situations), (SELECT MAX(id) FROM steps),"
+                                " (SELECT MAX(id) FROM events)").fetchone()
+        return (row[0] or 0, row[1] or 0, row[2] or 0)
+
+    def first_opened_at(self) -> datetime | None:
+        return from_ts(self.conn.execute("SELECT MIN(opened_at) FROM situations").fetchone()[0])
+
     def insert_situation(self, *, kind: str, channel: str, playbook: str, source: str, opened_by: str,
                          reason: str, eta: datetime | None, opened_at: datetime,
                          data: dict[str, Any] | None = None) -> int:
