@@ -99,20 +99,30 @@ class _Channel:
                 "situations": sorted(ids)}
 
 
-def _by_channel(store: Store, channels: Sequence[str], since: datetime, now: datetime) -> dict[str, _Channel]:
+def _grouped(situations: Iterable[SituationRecord], channels: Sequence[str], now: datetime) -> dict[str, _Channel]:
     found: dict[str, list[SituationRecord]] = {c: [] for c in channels}
-    for sit in store.situations_since(since):
+    for sit in situations:
         if sit.channel in found and sit.opened_at <= now:
             found[sit.channel].append(sit)
     return {c: _Channel(sits, now) for c, sits in found.items()}
+
+
+def _by_channel(store: Store, channels: Sequence[str], since: datetime, now: datetime) -> dict[str, _Channel]:
+    return _grouped(store.situations_since(since), channels, now)
 
 
 def daily(store: Store, channels: Sequence[str], tz: str, first: date, last: date,
           now: datetime) -> dict[str, list[dict[str, Any]]]:
     """Per channel, one entry per calendar day from `first` to `last` (inclusive), oldest first; a day's
     part after `now` has not happened and counts nothing."""
-    start = day_bounds(first, tz)[0]
-    per = _by_channel(store, channels, start, now)
+    return daily_of(store.situations_since(day_bounds(first, tz)[0]), channels, tz, first, last, now)
+
+
+def daily_of(situations: Iterable[SituationRecord], channels: Sequence[str], tz: str, first: date, last: date,
+             now: datetime) -> dict[str, list[dict[str, Any]]]:
+    """`daily` over situations already read (those opened or closed since `first` began, and every open one),
+    so a cache can keep them and count today again at each request without asking the store."""
+    per = _grouped(situations, channels, now)
     out: dict[str, list[dict[str, Any]]] = {c: [] for c in channels}
     day = first
     while day <= last:
@@ -130,7 +140,12 @@ def uptime(store: Store, channels: Sequence[str], tz: str, now: datetime,
     (two decimals), for the status page."""
     today = now.astimezone(ZoneInfo(tz)).date()
     first = today - timedelta(days=days - 1)
-    rows = daily(store, channels, tz, first, today, now)
+    return with_percent(daily(store, channels, tz, first, today, now), tz, first, now)
+
+
+def with_percent(rows: dict[str, list[dict[str, Any]]], tz: str, first: date,
+                 now: datetime) -> dict[str, dict[str, Any]]:
+    """Per channel {"percent", "days"}: the availability from `first`'s start to now, two decimals."""
     period = (now.astimezone(UTC) - day_bounds(first, tz)[0]).total_seconds()
     out = {}
     for c, entries in rows.items():

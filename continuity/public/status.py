@@ -211,13 +211,19 @@ def status_data(loaded: LoadedConfig, store: SqliteStore, health: Mapping[str, s
                 locale: str) -> dict[str, Any]:
     """The status as plain data for one locale: machine values (ISO times, state words) and the localised
     text beside them (`*_text`), so /status.json and the HTML page say the same thing. Each channel carries
-    its 90 days of uptime (history.uptime), days in the organisation's timezone."""
-    from continuity.history import uptime
+    its 90 days of uptime (history.uptime, cached per day by public.uptime), days in the organisation's
+    timezone; `incidents` are the last 14 days' closed ones with their timelines."""
+    from continuity.public.uptime import CACHE
 
     data = build_status(loaded, public_situations(loaded, store, now), store.events_for, health, now, locale)
-    days = uptime(store, [c["key"] for c in data["channels"]], loaded.config.organisation.timezone, now)
+    keys, tz = [c["key"] for c in data["channels"]], loaded.config.organisation.timezone
+    days = CACHE.uptime(store, keys, tz, now)
     for ch in data["channels"]:
         ch["uptime"] = days[ch["key"]]
+    first = CACHE.first_opened_at(store, keys, tz, now)
+    data["history_from"] = first.isoformat() if first else None
+    data["incidents"] = CACHE.incidents(loaded, store, keys, now, locale, lambda sit: situation_name(loaded, sit,
+                                                                                                   locale))
     return data
 
 
@@ -324,6 +330,9 @@ class StatusPage:
         self.loaded = loaded
         self.catalog = TemplateCatalog(loaded)
         self.env = make_environment(loaded.template_dirs, autoescape=True)
+        from continuity.public.uptime import HistoryPart
+
+        self.history = HistoryPart(self.env, self.catalog.find, loaded.config.organisation.timezone)
 
     def render(self, data: dict[str, Any], refresh_seconds: int = 60) -> str:
         locale = data["locale"]
@@ -331,7 +340,9 @@ class StatusPage:
         if rel is None:
             raise LookupError(f"template {STATUS_TEMPLATE}.j2 not found for locale {locale!r}")
         languages = [{"code": loc, "name": language_name(loc), "current": loc == locale} for loc in data["locales"]]
-        return self.env.get_template(rel).render(**data, languages=languages, refresh_seconds=refresh_seconds)
+        style, section = self.history.render(data)  # public/uptime.html.j2: 90 days, recent incidents
+        return self.env.get_template(rel).render(**data, languages=languages, refresh_seconds=refresh_seconds,
+                                                 uptime_style=style, uptime_section=section)
 
 
 def sample_situations(loaded: LoadedConfig, now: datetime) -> tuple[list[SituationRecord], list[EventRecord]]:
