@@ -3,7 +3,9 @@
     ContinuityError            base: a message for the operator, never a traceback
     ├── InputError             bad config, playbook, template, argument (exit 2); carries file:line field
     ├── OperationFailed        the operation ran but something in it failed (exit 1)
-    └── StoreBusy              the store stayed locked by another process for too long (exit 75)
+    ├── StoreBusy              the store stayed locked by another process for too long (exit 75)
+    │   └── StoreUnavailable   the store's server cannot be reached (PostgreSQL down or away)
+    └── Fenced                 a cluster node that lost the lead tried to record (nothing was)
 """
 
 from __future__ import annotations
@@ -78,3 +80,13 @@ class StoreBusy(ContinuityError):
     recorded, so running it again is safe."""
 
     exit_code = ExitCode.STORE_BUSY
+
+
+class StoreUnavailable(StoreBusy):
+    """The store's server is gone or unreachable (a PostgreSQL restart, a network cut): like a busy store,
+    nothing was recorded and the same operation can run again later."""
+
+
+class Fenced(OperationFailed):
+    """A daemon that led the cluster under an epoch the lease has moved past tried to write: refused, so a
+    leader that lost its lock can neither record nor send."""

@@ -46,10 +46,10 @@ def _global(
 
 
 # Commands register on `app` in the order --help lists them: the 3am ones first.
-from continuity.cli import situations, watch, maintenance, campaign, autoreply, setup, drill, user, agent, store  # noqa: E402, I001, E501
+from continuity.cli import situations, watch, maintenance, campaign, autoreply, setup, drill, user, agent, store, cluster  # noqa: E402, I001, E501
 
-__all__ = ["app", "main", "agent", "autoreply", "campaign", "drill", "maintenance", "setup", "situations", "store",
-           "user", "watch"]
+__all__ = ["app", "main", "agent", "autoreply", "campaign", "cluster", "drill", "maintenance", "setup", "situations",
+           "store", "user", "watch"]
 
 
 def main() -> None:

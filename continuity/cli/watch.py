@@ -20,6 +20,9 @@ def daemon(
     bind: Annotated[str | None, typer.Option("--bind", help="HTTP endpoint address (default from the config, "
                                              "127.0.0.1:8765).")] = None,
     log_format: Annotated[str, typer.Option("--log-format", help="text or json (one line per event).")] = "text",
+    node: Annotated[str | None, typer.Option("--node", help="This daemon's name in a cluster of daemons on one "
+                                             "PostgreSQL store (default `daemon.node`, else the host name); "
+                                             "see `continuity cluster`.")] = None,
 ) -> None:
     """Watch every channel and run every playbook step on time, until stopped.
 
@@ -37,6 +40,12 @@ def daemon(
     if log_format not in ("text", "json"):
         raise InputError(f"--log-format {log_format!r}: expected text or json")
     loaded = load()
+    if node is not None:
+        import re
+
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", node):
+            raise InputError(f"--node {node!r}: expected a name of lower-case letters, digits, - and _ "
+                             "(at most 64), e.g. cloud-1")
     if bind is not None:
         from continuity.config.models import Daemon as DaemonConfig
 
@@ -46,7 +55,7 @@ def daemon(
             raise InputError(f"--bind {bind!r}: expected HOST:PORT, e.g. 127.0.0.1:8765") from None
     store = store_for(loaded)
     log = logs.setup(log_format)
-    service = Daemon(loaded, store, SystemClock(), log, bind=bind)
+    service = Daemon(loaded, store, SystemClock(), log, bind=bind, node=node)
     try:
         asyncio.run(service.run())
     except OSError as exc:

@@ -349,6 +349,9 @@ class ConsoleWeb(Strict):
     """The operator console at /console/ (users from `continuity user add`)."""
 
     enabled: bool = True
+    # A bind of its own (e.g. 127.0.0.1:8081, only reachable over the VPN) while the daemon's bind serves
+    # the public status page; default: the daemon's bind.
+    bind: str | None = Field(default=None, pattern=r"^\[?[0-9A-Za-z.:_-]*\]?:\d{1,5}$")
     # A session ends this long after sign-in, used or not: a phone left in a taxi stops being a way in.
     session_ttl: Duration = timedelta(hours=12)
 
@@ -367,19 +370,41 @@ class Daemon(Strict):
     token_env: str = Field(default="CONTINUITY_API_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     public: PublicWeb = PublicWeb()
     console: ConsoleWeb = ConsoleWeb()
-    # Where this daemon sees the channels from; probes without `vantages` run here (default: the host name).
+    # This daemon's name in a cluster (`continuity daemon --node` overrides it; default: the host name).
+    node: Name | None = None
+    # Where this daemon sees the channels from; probes without `vantages` run here (default: the node name).
     vantage: Name | None = None
 
     @property
-    def vantage_name(self) -> str:
-        """This node's vantage: the configured one, else the host name made into a name."""
-        if self.vantage:
-            return self.vantage
+    def node_name(self) -> str:
+        """This node's name: the configured one, else the host name made into a name."""
+        if self.node:
+            return self.node
         import re
         import socket
 
         name = re.sub(r"[^a-z0-9_-]+", "-", socket.gethostname().split(".")[0].lower()).strip("-")
         return (name or "local")[:64]
+
+    @property
+    def vantage_name(self) -> str:
+        """This node's vantage: the configured one, else its node name."""
+        return self.vantage or self.node_name
+
+
+class ClusterConfig(Strict):
+    """Several daemons on one PostgreSQL store: one leads, the others stand by and take over."""
+
+    # A leader that has not renewed its lease for this long (a paused VM, a wedged process) is taken for
+    # dead: another node ends its database session and leads. A killed leader is replaced within a second.
+    failover: Duration = timedelta(seconds=10)
+
+    @field_validator("failover")
+    @classmethod
+    def _min_failover(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=2):
+            raise ValueError("failover must be at least 2s (the leader renews its lease every second)")
+        return value
 
 
 class Campaigns(Strict):
@@ -400,6 +425,7 @@ class Config(Strict):
     paths: Paths = Paths()
     retry: RetryPolicy = RetryPolicy()
     daemon: Daemon = Daemon()
+    cluster: ClusterConfig = ClusterConfig()
     campaigns: Campaigns = Campaigns()
 
 
@@ -407,7 +433,7 @@ class Playbook(Strict):
     """The steps for one kind of situation (a shipped or user YAML file under playbooks/)."""
 
     name: Name
-    kind: Literal["outage", "surge", "maintenance", "degraded"]
+    kind: Literal["outage", "surge", "maintenance", "degraded", "monitoring"]
     title: str
     description: str = ""
     plan_b: str | None = None

@@ -48,6 +48,15 @@ class Metrics:
                                     ["channel", "vantage"], registry=self.registry)
         self.surging = Gauge("continuity_surging", "1 from the readings that declare a surge to those that end it",
                              ["channel"], registry=self.registry)
+        # A cluster on PostgreSQL: 1 while this node leads; the nodes heard from lately (1 on SQLite).
+        self.cluster_leader = Gauge("continuity_cluster_leader", "1 while this node leads its cluster",
+                                    ["node"], registry=self.registry)
+        self.cluster_nodes = Gauge("continuity_cluster_nodes", "Nodes of the cluster heard from lately",
+                                   registry=self.registry)
+
+    def observe_cluster(self, node: str, leading: bool, nodes: int = 1) -> None:
+        self.cluster_leader.labels(node).set(1 if leading else 0)
+        self.cluster_nodes.set(nodes)
 
     def observe_check(self, channel: str, results: list[Any], health: ChannelHealth) -> None:
         self.cycles.labels(channel).inc()

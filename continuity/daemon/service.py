@@ -5,16 +5,18 @@ reactions to health changes. It decides nothing itself: outages are opened and c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from continuity import triggers
+from continuity import owners, triggers
 from continuity.autoreply.supervisor import Supervisor
 from continuity.checks import ChannelCheck, ProbeSet
 from continuity.clock import Clock
+from continuity.cluster import seat_for
 from continuity.config.loader import LoadedConfig
 from continuity.daemon.metrics import Metrics
 from continuity.daemon.surge import SurgeMonitor
@@ -31,6 +33,9 @@ from continuity.store.sqlite import SqliteStore, ts
 # still run at their exact due times.
 RESYNC_EVERY = 5.0
 STOP_GRACE = 8.0
+# How often a node of a cluster tries to lead (or, leading, renews its lease): a killed leader's lock is gone
+# at once, so its successor leads within about this long.
+CLUSTER_POLL = 1.0
 
 
 
@@ -52,16 +57,26 @@ def raise_file_limit() -> int:
 
 class Daemon:
     def __init__(self, loaded: LoadedConfig, store: SqliteStore, clock: Clock, log: logging.Logger,
-                 bind: str | None = None) -> None:
+                 bind: str | None = None, node: str | None = None) -> None:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+        if node is not None:  # `daemon --node`: this node's name (and default vantage) for every part below
+            daemon = loaded.config.daemon.model_copy(update={"node": node})
+            loaded.config = loaded.config.model_copy(update={"daemon": daemon})
         self.loaded = loaded
         self.bind = bind or loaded.config.daemon.bind
         self.store = store
         self.clock = clock
         self.log = log
         self.engine = Engine(loaded, store, clock)
+        self.node = loaded.config.daemon.node_name
         self.vantage = loaded.config.daemon.vantage_name
+        # Leading: this node runs the scheduler's decisions and sends. A SQLite store's daemon always leads; on
+        # PostgreSQL the seat says (cluster.py), and a follower only probes and serves.
+        self.seat = seat_for(store, self.node, self.vantage, loaded.config.cluster.failover)
+        self.leading = not getattr(self.seat, "clustered", False)  # a store of its own: it leads from the start
+        self.epoch: int | None = None
+        self.led_since: datetime | None = None
         self.heard = Heard(clock.now())  # agents' posts and plain pings: the heartbeat probes read it
         self.probes = ProbeSet(loaded, clock, vantage=self.vantage, heard=self.heard)
         self.surge = SurgeMonitor(loaded, self.engine, store, clock, log)
@@ -87,6 +102,7 @@ class Daemon:
         self._cycling: set[str] = set()  # channels whose probe cycle is running now
         self._cycle_due: set[str] = set()  # ... and whose next cycle fell due meanwhile
         self._warming: asyncio.Future[int] | None = None
+        self._store_error: str | None = None
 
     # lifecycle -------------------------------------------------------------------------------------------------
 
@@ -114,16 +130,10 @@ class Daemon:
         from apscheduler.triggers.interval import IntervalTrigger
 
         self.started_at = self.clock.now()
-        self.engine.late_before = self.started_at  # whatever fell due while the daemon was down is late
-        for sit in self.store.open_situations():
-            h = self.health.get(sit.channel)
-            if h is not None and sit.kind == "outage":
-                h.state = "down"  # an outage open before a restart needs recover_after passes to close
-                for view in self.quorums[sit.channel].views.values() if sit.channel in self.quorums else ():
-                    view.health.state = "down"
-        stale = self.engine.recover()
-        event(self.log, "daemon.start", f"watching {len(self.health)} channel(s); {len(stale)} interrupted step(s) "
-              "recovered", channels=list(self.health))
+        clustered = getattr(self.seat, "clustered", False)
+        event(self.log, "daemon.start", f"watching {len(self.health)} channel(s)" + (
+              f" as node {self.node} of a cluster; leads when no other node does" if clustered else ""),
+              channels=list(self.health), node=self.node)
         self.scheduler.start()
         now = datetime.now(UTC)
         for ch, h in self.health.items():
@@ -138,8 +148,81 @@ class Daemon:
             every = self.surge.reader.spec(ch).every.total_seconds()
             self.scheduler.add_job(self._job(self.surge_cycle, ch), IntervalTrigger(seconds=every), id=f"surge-{ch}",
                                    next_run_time=now, max_instances=1, coalesce=True, misfire_grace_time=None)
-        await self.run_steps()  # steps missed while the daemon was down run now, marked late
+        if clustered:
+            self.scheduler.add_job(self._job(self.cluster_poll), IntervalTrigger(seconds=CLUSTER_POLL), id="cluster",
+                                   next_run_time=now, max_instances=1, coalesce=True, misfire_grace_time=None)
+        else:
+            await self.lead(None)
         self._warming = asyncio.ensure_future(asyncio.to_thread(self.warm_up))
+
+    # leading -------------------------------------------------------------------------------------------------
+
+    async def cluster_poll(self) -> None:
+        """Try to lead, or renew the lease while leading (pg_cluster.Leadership); act on what changed."""
+        epoch = await asyncio.to_thread(self.seat.poll)
+        if epoch is not None and (not self.leading or epoch != self.epoch):
+            await self.lead(epoch)
+        elif epoch is None and self.leading:
+            await self.follow(self.seat.last_error)
+        elif epoch is None and self.seat.last_error and self._store_error != self.seat.last_error:
+            event(self.log, "cluster.store", f"cannot reach the store to compete for the lead: "
+                  f"{self.seat.last_error}", logging.WARNING, node=self.node)
+        self._store_error = self.seat.last_error
+        self.metrics.observe_cluster(self.node, self.leading, self.seat.nodes_alive)
+
+    async def lead(self, epoch: int | None) -> None:
+        """Become the node that decides and sends: whatever fell due before now runs at once, marked late; a
+        step a dead leader left running follows the crash rule (engine.recover)."""
+        owners.lead_under(epoch)
+        self.engine.owner = owners.current_owner()  # rows claimed from now on carry this epoch
+        self.leading, self.epoch, self.led_since = True, epoch, self.clock.now()
+        self.engine.late_before = self.led_since
+        for sit in self.store.open_situations():
+            h = self.health.get(sit.channel)
+            if h is not None and sit.kind == "outage":
+                h.state = "down"  # an outage open before a restart needs recover_after passes to close
+                for view in self.quorums[sit.channel].views.values() if sit.channel in self.quorums else ():
+                    view.health.state = "down"
+        stale = self.engine.recover()
+        if epoch is not None:
+            event(self.log, "cluster.leading", f"node {self.node} leads the cluster (epoch {epoch}); "
+                  f"{len(stale)} interrupted step(s) recovered", node=self.node, epoch=epoch)
+        elif stale:
+            event(self.log, "daemon.recovered", f"{len(stale)} interrupted step(s) recovered")
+        for ch, h in self.health.items():  # a channel this node saw go down while it followed
+            if h.is_down and ch in self.last_check and self.store.find_open("outage", ch) is None:
+                await self.react(ch, "went_down", self.last_check[ch])
+        self.metrics.observe_cluster(self.node, True)
+        await self.run_steps()  # steps missed while no node led (or the daemon was down) run now, marked late
+
+    async def follow(self, why: str | None) -> None:
+        """The lead is lost (another node took it, or the store cannot tell): stop deciding and sending at
+        once. The store's fence already refuses this node's writes; the responders stop too."""
+        self.leading, self.epoch = False, None
+        owners.lead_under(None)
+        self.engine.owner = owners.current_owner()
+        for job_id in list(self._step_jobs):
+            with contextlib.suppress(Exception):
+                self.scheduler.remove_job(job_id)
+        self._step_jobs.clear()
+        event(self.log, "cluster.following", f"node {self.node} no longer leads" + (f": {why}" if why else
+              " (another node took the lead)") + "; it sends nothing until it leads again", logging.WARNING,
+              node=self.node)
+        self.metrics.observe_cluster(self.node, False)
+        me = asyncio.current_task()
+        sending = [t for t in self._in_steps if not t.done() and t is not me]
+
+        async def drain() -> None:  # what was being sent ends (its records are refused by the fence)
+            if sending:
+                _, late = await asyncio.wait(sending, timeout=STOP_GRACE)
+                for task in late:
+                    task.cancel()
+
+        await asyncio.gather(drain(), self.autoreply.stop(STOP_GRACE))
+        # Nothing of the lead runs any more: from here on this node writes only what a person asks of it
+        # through the API or the console, as `continuity outage` would from any machine (unfenced).
+        if getattr(self.seat, "epoch", None) is None:
+            self.seat.fence.epoch = None
 
     def warm_up(self) -> int:
         """Compile the templates of every channel's playbook and load each locale's date formats, once, in the
@@ -195,6 +278,7 @@ class Daemon:
             self.scheduler.shutdown(wait=False)
         await self.probes.aclose()
         await self.surge.aclose()
+        await asyncio.to_thread(self.seat.release)  # the next node leads at once, not after a failover
         event(self.log, "daemon.stop", "stopped; unfinished steps resume at the next start")
 
     def _job(self, func: Callable[..., Awaitable[None]], *args: Any) -> Callable[[], Awaitable[None]]:
@@ -300,7 +384,7 @@ class Daemon:
         event(self.log, "monitoring.degraded", f"monitoring degraded: vantage {names} silent; {channel} cannot "
               f"reach its quorum ({len(reporting)} reporting)", logging.WARNING, channel=channel, vantages=silent)
         sits = [s for s in self.store.open_situations() if s.channel == channel]
-        if sits:
+        if sits and self.leading:
             # The step id carries the names into the note (`step_id` is a template variable).
             self.engine.note(sits[0].id, ("silent--" + "--".join(silent))[:64], MONITORING_TEMPLATE)
             await self.run_steps()
@@ -310,7 +394,12 @@ class Daemon:
         self.heard.hear(vantage, self.clock.now())
 
     async def react(self, channel: str, ev: str, check: ChannelCheck) -> None:
-        """A health change: continuity.triggers decides what it means; the daemon logs it and runs the steps."""
+        """A health change: continuity.triggers decides what it means; the daemon logs it and runs the steps.
+        A follower only logs it: the leader decides (and sees the same channel with its own probes)."""
+        if not self.leading:
+            event(self.log, f"channel.{ev}", f"{channel}: {ev.replace('_', ' ')} (seen by follower {self.node})",
+                  channel=channel, node=self.node)
+            return
         said = triggers.health_changed(self.engine, channel, ev, check.reason, self.health[channel].spec)
         for s in said:
             event(self.log, s.kind, s.message, s.level, **s.fields)
@@ -319,6 +408,8 @@ class Daemon:
 
     async def surge_cycle(self, channel: str) -> None:
         """Read the channel's volume; open or close its unplanned surge (daemon/surge.py decides which)."""
+        if not self.leading:
+            return
         changed = await self.surge.cycle(channel)
         self.metrics.observe_surge(self.surge.last[channel])
         if changed:
@@ -327,6 +418,9 @@ class Daemon:
     # steps ---------------------------------------------------------------------------------------------------
 
     async def run_steps(self) -> list[StepResult]:
+        """Run what is due (only the leader sends; a follower's actions are picked up by the leader's resync)."""
+        if not self.leading:
+            return []
         task = asyncio.current_task()
         nested = task in self._in_steps
         if task is not None:
@@ -369,6 +463,8 @@ class Daemon:
         return results
 
     async def resync(self) -> None:
+        if not self.leading:
+            return
         self.engine.recover()
         self.autoreply.sync()  # situations opened or closed by other processes (the CLI)
         due = min([t for t in [self.store.next_due(), *(when for _, when in triggers.next_times(self.engine))]
@@ -426,20 +522,33 @@ class Daemon:
             if (last is None and self.started_at is not None and now - self.started_at > limit) or (
                     last is not None and now - last > limit):
                 stale.append(ch)
-        ok = self.scheduler.running and not stale and not self.stopping.is_set()
-        if not full:
-            return ok, {"ok": ok, "scheduler_running": self.scheduler.running,
+        store_error = self.seat.last_error  # the store unreachable: nothing can be recorded, so nothing is sent
+        ok = self.scheduler.running and not stale and not self.stopping.is_set() and store_error is None
+        # A follower is healthy when it probes and serves; `role` says which it is (SQLite: always the leader).
+        cluster = {"role": "leader" if self.leading else "follower"}
+        if store_error is not None:
+            cluster["store"] = "unreachable: nothing is recorded or sent until it is back"
+        if not full:  # the node's name is the host's by default: only with the token
+            return ok, {"ok": ok, "scheduler_running": self.scheduler.running, **cluster,
                         "channels": {ch: {"state": h.state, "degraded": h.degraded} for ch, h in self.health.items()}}
+        from continuity.errors import StoreBusy
         from continuity.views import interrupted, recovery
 
+        try:
+            running = self.store.running_steps()
+        except StoreBusy:
+            running = []
         return ok, {
             "ok": ok,
+            **cluster,
+            "node": self.node,
+            "epoch": self.epoch,
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "scheduler_running": self.scheduler.running,
             "stale_channels": stale,
             # steps a process that is gone left running (a CLI killed mid-send): what recovery will do
             "interrupted_steps": [{"id": r.id, "step": r.step_id, "sink": r.sink, "recovery": recovery(r)}
-                                  for r in self.store.running_steps() if interrupted(r)],
+                                  for r in running if interrupted(r)],
             "channels": {ch: {"state": h.state, "degraded": h.degraded,
                               "last_check": self.last_cycle_at[ch].isoformat() if ch in self.last_cycle_at else None,
                               "reason": h.last_reason} for ch, h in self.health.items()},

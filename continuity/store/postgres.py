@@ -25,9 +25,10 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 
-from continuity.errors import OperationFailed, StoreBusy
+from continuity.errors import Fenced, OperationFailed, StoreBusy, StoreUnavailable
 from continuity.store.pg_autoreply import AutoreplyPg
 from continuity.store.pg_campaigns import CampaignPg
+from continuity.store.pg_cluster import LOST, Fence, fence_epoch
 from continuity.store.pg_schema import MIGRATIONS, VERSION_TABLE
 from continuity.store.pg_url import label, safe_url
 from continuity.store.pg_users import UserPg
@@ -49,10 +50,13 @@ class PostgresStore(AutoreplyPg, CampaignPg, UserPg):
     """A handle on a continuity store in one PostgreSQL database (see the module's docstring)."""
 
     def __init__(self, url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
-                 on_wait: Callable[[str], None] | None = None) -> None:
+                 on_wait: Callable[[str], None] | None = None, fence: Fence | None = None) -> None:
         """Connect (libpq reads the URL: sslmode and its other parameters pass through; the password comes
         from the URL, PGPASSWORD or PGPASSFILE) and bring the schema up to date."""
         self.url = url
+        # A cluster's leader fences its writes with the epoch it leads under (pg_cluster.py); shared with the
+        # handles reopen() makes, so losing the lead stops every one of them at once.
+        self.fence = fence if fence is not None else Fence()
         self.label = label(url)
         # Not a file: a label for the Store protocol's `path`. It points below /dev/null so that code which
         # would open a SQLite file there (a second handle for the auto-responder) fails loudly.
@@ -63,26 +67,45 @@ class PostgresStore(AutoreplyPg, CampaignPg, UserPg):
         self._told = False
         self._depth = 0
         deadline = time.monotonic() + busy_timeout
+        self._conn = self._connect(OperationFailed)
         try:
-            self.conn = psycopg.connect(url, autocommit=True, row_factory=dict_row,
-                                        connect_timeout=max(2, int(busy_timeout)))
-        except psycopg.OperationalError as exc:
-            raise OperationFailed(f"cannot connect to the store {safe_url(url)}: {_first_line(exc)}") from None
-        try:
-            self.conn.execute("SET TIME ZONE 'UTC'")
-            # A write outside transaction() that meets a row lock waits no longer than a transaction would.
-            self.conn.execute(f"SET lock_timeout = {self._timeout_ms}")  # (0 would mean: wait forever)
             self._migrate(deadline)
         except BaseException:
-            self.conn.close()
+            self._conn.close()
             raise
 
+    def _connect(self, error: type[OperationFailed]) -> psycopg.Connection[Any]:
+        try:
+            conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row,
+                                   connect_timeout=max(2, int(self.busy_timeout)))
+        except psycopg.OperationalError as exc:
+            raise error(f"cannot connect to the store {safe_url(self.url)}: {_first_line(exc)}") from None
+        try:
+            conn.execute("SET TIME ZONE 'UTC'")
+            # A write outside transaction() that meets a row lock waits no longer than a transaction would.
+            conn.execute(f"SET lock_timeout = {self._timeout_ms}")  # (0 would mean: wait forever)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @property
+    def conn(self) -> Any:
+        """The connection; one that broke (PostgreSQL restarted, the network gone) is replaced at the next use
+        outside a transaction. Inside one, the transaction is lost with it and its error stands. A statement
+        that finds the connection broken raises StoreUnavailable, as every other store trouble is an error of
+        continuity's own family."""
+        if self._conn.broken and not self._depth:
+            self._conn.close()
+            self._conn = self._connect(StoreUnavailable)
+        return _Guarded(self._conn, self)
+
     def close(self) -> None:
-        self.conn.close()
+        self._conn.close()
 
     def reopen(self) -> Store:
         """A second, independent connection to the same database (for a worker thread of its own)."""
-        return PostgresStore(self.url, busy_timeout=self.busy_timeout, on_wait=self._on_wait)
+        return PostgresStore(self.url, busy_timeout=self.busy_timeout, on_wait=self._on_wait, fence=self.fence)
 
     # schema ------------------------------------------------------------------------------------------------
 
@@ -145,9 +168,16 @@ class PostgresStore(AutoreplyPg, CampaignPg, UserPg):
             finally:
                 self._depth -= 1
             return
-        self.conn.execute("BEGIN")
+        try:
+            self.conn.execute("BEGIN")
+        except psycopg.OperationalError as exc:
+            raise self._unavailable(exc) from None
         try:
             self._lock(deadline if deadline is not None else time.monotonic() + self.busy_timeout)
+            self._check_fence()
+        except psycopg.OperationalError as exc:
+            self._rollback()
+            raise self._unavailable(exc) from None
         except BaseException:
             self._rollback()
             raise
@@ -158,20 +188,43 @@ class PostgresStore(AutoreplyPg, CampaignPg, UserPg):
             self._depth = 0
             self._rollback()
             raise self._busy() from None
+        except psycopg.OperationalError as exc:
+            self._depth = 0
+            self._rollback()
+            raise self._unavailable(exc) from None
         except BaseException:
             self._depth = 0
             self._rollback()
             raise
         self._depth = 0
-        self.conn.execute("COMMIT")
+        try:
+            self.conn.execute("COMMIT")
+        except psycopg.OperationalError as exc:  # whether it committed is unknown: as with a crash
+            raise self._unavailable(exc) from None
+
+    def _check_fence(self) -> None:
+        """A leader's write goes through only while the lease still carries its epoch (read after the write
+        lock, which the epoch's raise takes too: see pg_cluster.py)."""
+        mine = self.fence.epoch
+        if mine is None:
+            return
+        current = fence_epoch(self.conn) if mine != LOST else None
+        if current != mine:
+            raise Fenced("this node does not lead the cluster any more" + (
+                f" (it led under epoch {mine}, the lease is at {current})" if mine != LOST else "") +
+                ": nothing was recorded and nothing is sent from here")
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailable:
+        return StoreUnavailable(f"the store {self.label} is unreachable: {_first_line(exc)}; nothing more was "
+                                "recorded, and the operation can run again once it is back")
 
     def _rollback(self) -> None:
         """Undo the open transaction; on a connection that broke meanwhile there is nothing left to undo, and
         the error that broke it is the one to report."""
-        if self.conn.closed:
+        if self._conn.closed or self._conn.broken:
             return
         with suppress(psycopg.OperationalError):
-            self.conn.execute("ROLLBACK")
+            self._conn.execute("ROLLBACK")
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -406,6 +459,26 @@ class PostgresStore(AutoreplyPg, CampaignPg, UserPg):
         self.conn.execute(
             "UPDATE maintenance SET state = %s, situation_id = COALESCE(%s::bigint, situation_id) WHERE id = %s",
             (state, situation_id, window_id))
+
+
+class _Guarded:
+    """A connection whose `execute` turns a lost connection into StoreUnavailable (other errors, a lock
+    timeout among them, pass as they are: the transaction code tells them apart)."""
+
+    def __init__(self, conn: psycopg.Connection[Any], store: PostgresStore) -> None:
+        self._raw = conn
+        self._store = store
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self._raw.execute(*args, **kwargs)
+        except psycopg.OperationalError as exc:
+            if self._raw.broken:
+                raise self._store._unavailable(exc) from None  # noqa: SLF001 (the store's own helper)
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -185,7 +185,7 @@ def test_healthz_gives_probe_reasons_only_with_the_token(setup: tuple[Path, Smtp
     assert full["channels"]["email"]["last_check"] and full["stale_channels"] == []
     for token in (None, "wrong"):
         public = answers[token][1]  # type: ignore[index]
-        assert public == {"ok": True, "scheduler_running": True,
+        assert public == {"ok": True, "scheduler_running": True, "role": "leader",  # SQLite: the only node leads
                           "channels": {"email": {"state": full["channels"]["email"]["state"], "degraded": False}}}
         assert "refused" not in json.dumps(public)
     daemon.stop()

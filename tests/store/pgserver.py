@@ -38,6 +38,8 @@ class PgServer:
     port: int
     as_postgres: bool
     _admin: Any = None
+    options: str = ""
+    logfile: Path | None = None
 
     def url(self, dbname: str = "postgres") -> str:
         return f"postgresql://{USER}@127.0.0.1:{self.port}/{dbname}"
@@ -51,11 +53,18 @@ class PgServer:
             self._admin = psycopg.connect(self.url(), autocommit=True)
         self._admin.execute(sql)
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "immediate") -> None:
+        """Stop the server. `immediate` (the end of the session) may lose the last commits, as this server runs
+        with synchronous_commit off for speed; `fast` (a restart under running clients) keeps every commit."""
         if self._admin is not None:
             self._admin.close()
-        _run(self, [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w", "stop"],
-             check=False)
+        _run(self, [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", mode, "-w", "stop"], check=False)
+
+    def start(self) -> None:
+        """Start the server again after stop() (the cluster tests take the database away under running
+        daemons and give it back)."""
+        _run(self, [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-o", self.options, "-l",
+                    str(self.logfile), "-w", "start"])
 
 
 _SERVER: PgServer | None = None
@@ -99,11 +108,12 @@ def server() -> PgServer:
     if as_postgres:
         pw = pwd.getpwnam("postgres")
         os.chown(top, pw.pw_uid, pw.pw_gid)
-    srv = PgServer(bindir, top / "data", _free_port(), as_postgres)
+    srv = PgServer(bindir, top / "data", _free_port(), as_postgres, logfile=top / "log")
     _run(srv, [str(bindir / "initdb"), "-D", str(srv.datadir), "-A", "trust", "-U", USER, "-E", "UTF8",
                "--locale=C.UTF-8", "--no-sync"])
     options = (f"-p {srv.port} -k {top} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
                " -c full_page_writes=off -c max_connections=200")
+    srv.options = options
     started = _run(srv, [str(bindir / "pg_ctl"), "-D", str(srv.datadir), "-o", options, "-l", str(top / "log"),
                          "-w", "start"], check=False)
     if started.returncode != 0:

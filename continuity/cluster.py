@@ -1,0 +1,116 @@
+"""Who leads: a daemon's seat in its cluster, and what `continuity cluster` and /metrics show of it.
+
+On a PostgreSQL store any number of daemons share the store; one leads (runs the scheduler, opens and closes
+situations, sends) and the others follow (probe, serve pages and the API) until the leader's lock is gone. How
+the lock and the lease's fencing epoch make two leaders impossible is told in store/pg_cluster.py. A SQLite
+store is one node's alone: its daemon always leads and there is no cluster to show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from continuity import __version__
+from continuity.store.protocol import Store
+
+
+class Seat(Protocol):
+    """`poll()` (from a worker thread, about every second): the epoch this node leads under, or None."""
+
+    node: str
+    last_error: str | None
+
+    def poll(self) -> int | None: ...
+
+    def release(self) -> None: ...
+
+
+class Solo:
+    """The only node of a store nobody else shares: it leads, with no epoch to fence."""
+
+    clustered = False
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.last_error: str | None = None
+
+    def poll(self) -> int | None:
+        return 0
+
+    def release(self) -> None:
+        return None
+
+
+def seat_for(store: Store, node: str, vantage: str, failover: timedelta) -> Any:
+    """A PostgreSQL store's Leadership (the import of psycopg stays behind this call), else Solo."""
+    from continuity.store.pg_url import is_postgres_url
+
+    url = getattr(store, "url", "")
+    if not is_postgres_url(str(url)):
+        return Solo(node)
+    from continuity.store.pg_cluster import Leadership
+    from continuity.store.postgres import WRITE_LOCK
+
+    seat = Leadership(str(url), store.fence, node=node, vantage=vantage,  # type: ignore[attr-defined]
+                      version=__version__, failover=failover.total_seconds(), write_lock=WRITE_LOCK)
+    seat.clustered = True  # type: ignore[attr-defined]
+    return seat
+
+
+@dataclass(frozen=True)
+class NodeView:
+    name: str
+    vantage: str
+    version: str
+    started_at: datetime
+    last_seen: datetime
+    leading: bool
+    alive: bool
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    clustered: bool
+    leader: str | None
+    epoch: int | None
+    since: datetime | None
+    renewed_at: datetime | None
+    nodes: list[NodeView]
+
+    def as_dict(self) -> dict[str, Any]:
+        def iso(when: datetime | None) -> str | None:
+            return when.isoformat() if when else None
+
+        return {"cluster": self.clustered, "leader": self.leader, "epoch": self.epoch, "since": iso(self.since),
+                "renewed_at": iso(self.renewed_at),
+                "nodes": [{"name": n.name, "vantage": n.vantage, "version": n.version,
+                           "started_at": iso(n.started_at), "last_seen": iso(n.last_seen), "leading": n.leading,
+                           "alive": n.alive} for n in self.nodes]}
+
+
+# A node that has not touched its row for this long is shown as gone (it polls every second).
+GONE_AFTER = timedelta(seconds=15)
+
+
+def cluster_view(store: Store) -> ClusterView:
+    """The nodes and the leader as the shared store knows them (by the database's clock, which every node's
+    lease and row are written with); a SQLite store has no cluster."""
+    from continuity.store.pg_url import is_postgres_url
+
+    if not is_postgres_url(str(getattr(store, "url", ""))):
+        return ClusterView(False, None, None, None, None, [])
+    from continuity.store.pg_cluster import db_now, read_lease, read_nodes
+
+    conn = store.conn  # type: ignore[attr-defined]
+    now = db_now(conn)
+    lease = read_lease(conn)
+    leader = lease.leader if lease is not None and lease.held else None
+    nodes = [NodeView(n.name, n.vantage, n.version, n.started_at, n.last_seen, n.name == leader,
+                      now - n.last_seen <= GONE_AFTER) for n in read_nodes(conn)]
+    return ClusterView(True, leader, lease.epoch if lease else None, lease.since if lease and leader else None,
+                       lease.renewed_at if lease and leader else None, nodes)
+
+
+__all__ = ["ClusterView", "NodeView", "Seat", "Solo", "cluster_view", "seat_for"]
