@@ -146,6 +146,19 @@ def scratch_copy(loaded: LoadedConfig) -> Iterator[SqliteStore | None]:
     into the -shm). The main file is read before the WAL, and both again if either changed meanwhile, so a
     writer's checkpoint cannot mix versions; the copy's own recovery keeps only committed transactions.
     """
+    from continuity.store.pg_url import is_postgres_url
+
+    if is_postgres_url(loaded.store_url):  # the database's own scratch space: a transaction never committed
+        from continuity.store import open_store
+
+        pg = open_store(loaded.store_url, loaded.base_dir,
+                        busy_timeout=loaded.config.store.busy_timeout.total_seconds())
+        try:
+            with pg.rolled_back():  # type: ignore[attr-defined]
+                yield pg  # type: ignore[misc]
+        finally:
+            pg.close()
+        return
     path = store_path(loaded.store_url, loaded.base_dir)
     if not path.is_file():
         yield None

@@ -218,6 +218,14 @@ class PostgresStore(AutoreplyPg, CampaignPg, UserPg):
         return StoreUnavailable(f"the store {self.label} is unreachable: {_first_line(exc)}; nothing more was "
                                 "recorded, and the operation can run again once it is back")
 
+    @contextmanager
+    def rolled_back(self) -> Iterator[None]:
+        """A transaction that is always undone: `--dry-run` replays the engine on the live database and keeps
+        nothing (the store's write lock is held meanwhile, a few milliseconds, so what it reads is current)."""
+        with suppress(_Undo), self.transaction():
+            yield
+            raise _Undo
+
     def _rollback(self) -> None:
         """Undo the open transaction; on a connection that broke meanwhile there is nothing left to undo, and
         the error that broke it is the one to report."""
@@ -459,6 +467,10 @@ class PostgresStore(AutoreplyPg, CampaignPg, UserPg):
         self.conn.execute(
             "UPDATE maintenance SET state = %s, situation_id = COALESCE(%s::bigint, situation_id) WHERE id = %s",
             (state, situation_id, window_id))
+
+
+class _Undo(Exception):  # noqa: N818 (not an error: the way out of rolled_back's transaction)
+    pass
 
 
 class _Guarded:
