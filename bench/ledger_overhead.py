@@ -1,19 +1,20 @@
 """What the ledger costs per step: N steps through the engine (plan, claim, render, apply, record) against
 the same N renderings written straight to the outbox sink, in the same run.
 
-    python bench/ledger_overhead.py [N]
+    python bench/ledger_overhead.py [N] [--store-url URL]
 
 The templates are compiled once before either part is timed (a throwaway run of a small playbook), so neither
 pays for compiling them; it also prints one write+fsync of a small file on the same disk in the same run, the
-floor under both (the outbox syncs every file, the ledger every transaction).
+floor under both (the outbox syncs every file, the ledger every transaction). `--store-url` runs the timed engine
+part on that store (an empty one, e.g. a fresh postgresql:// database) instead of a new SQLite file.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import shutil
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from continuity.clock import ManualClock
 from continuity.config.loader import load_config
 from continuity.engine import Engine
 from continuity.runner import Runner
+from continuity.store import open_store
 from continuity.store.sqlite import SqliteStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,9 +42,9 @@ def setup(workdir: Path, reminders: int) -> Path:
     return path
 
 
-def through_engine(config: Path, db: str = "bench.db") -> tuple[float, int]:
+def through_engine(config: Path, db: str = "bench.db", store_url: str | None = None) -> tuple[float, int]:
     loaded = load_config(config)
-    store = SqliteStore(config.parent / db)
+    store = open_store(store_url, config.parent) if store_url else SqliteStore(config.parent / db)
     engine = Engine(loaded, store, ManualClock(START))
     t0 = time.perf_counter()
     opened = engine.open("phone", reason="bench", eta=timedelta(hours=2), by="bench")
@@ -87,7 +89,11 @@ def fsync_cost(folder: Path, n: int = 50) -> float:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 500
+    parser = argparse.ArgumentParser()
+    parser.add_argument("n", type=int, nargs="?", default=500)
+    parser.add_argument("--store-url", default=None, help="time the engine on this (empty) store")
+    args = parser.parse_args()
+    n = args.n
     tmp = Path(tempfile.mkdtemp(prefix="continuity-bench-"))
     try:
         a, b = tmp / "engine", tmp / "direct"
@@ -98,7 +104,9 @@ def main() -> None:
             through_engine(setup(folder, 1), db="warm.db")
             shutil.rmtree(folder / "outbox")
         sync = fsync_cost(tmp)
-        engine_s, ran = through_engine(setup(a, n))
+        engine_s, ran = through_engine(setup(a, n), store_url=args.store_url)
+        if args.store_url:
+            print(f"store: {args.store_url.split('://', 1)[0]}")
         direct_s = direct(setup(b, n), ran)
         print(f"steps: {ran}")
         print(f"through the engine (ledger, claim, record): {engine_s * 1000:8.1f} ms  "
