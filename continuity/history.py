@@ -210,17 +210,41 @@ def period_report(store: Store, channels: Sequence[str], tz: str, since: datetim
                                "duration_seconds": length, **{f"{k}_seconds": v for k, v in
                                                               _first_done(store, s).items()}})
     situations.sort(key=lambda r: r["id"])
-    answered = skipped = 0
-    for mailbox in store.autoreply_mailboxes():
-        for state, _reason, n in store.autoreply_counts(mailbox):
-            if state == "sent":
-                answered += n
-            elif state == "skipped":
-                skipped += n
     return {"since": window[0].isoformat(), "until": window[1].isoformat(), "period_seconds": round(period),
             "channels": rows, "mttr_seconds": round(sum(durations) / len(durations)) if durations else None,
             "situations": situations, "maintenance_minutes": round(maint_total / 60),
-            "autoreplies": {"answered": answered, "skipped": skipped}}
+            "autoreplies": autoreplies(store, *window), "campaigns": campaigns(store, *window)}
+
+
+def autoreplies(store: Store, since: datetime, until: datetime) -> dict[str, Any]:
+    """The auto-responder's decisions in [since, until): answered (sent), skipped, and the skips by reason."""
+    answered = skipped = 0
+    reasons: dict[str, int] = {}
+    for state, reason, n in store.autoreply_decided_between(since, until):
+        if state == "sent":
+            answered += n
+        elif state == "skipped":
+            skipped += n
+            reasons[reason] = reasons.get(reason, 0) + n
+    return {"answered": answered, "skipped": skipped, "skipped_by_reason": dict(sorted(reasons.items()))}
+
+
+def campaigns(store: Store, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """Campaign runs that overlapped [since, until), with what the store knows of their surge: the expected
+    load from the campaign's snapshot, and the mails the auto-responder decided during the run (its volume)."""
+    out = []
+    for run in store.campaign_runs():
+        ran = run.situation_id is not None or run.state in ("live", "ended")
+        if run.starts_at >= until or run.ends_at <= since or not ran:
+            continue
+        version = store.get_campaign_version(run.name, run.version)
+        load = version.snapshot.get("load") if version else None
+        lo, hi = max(run.starts_at, since), min(run.ends_at, until)
+        mails = sum(n for state, _r, n in store.autoreply_decided_between(lo, hi) if state in ("sent", "skipped"))
+        out.append({"name": run.name, "run": run.run, "state": run.state, "starts_at": run.starts_at.isoformat(),
+                    "ends_at": run.ends_at.isoformat(), "situation_id": run.situation_id,
+                    "expected_load": load if isinstance(load, str) else None, "autoreply_mails": mails})
+    return out
 
 
 def report_markdown(rep: dict[str, Any]) -> str:
@@ -243,4 +267,13 @@ def report_markdown(rep: dict[str, Any]) -> str:
             lines.append(f"| #{s['id']} | {s['channel']} | {s['opened_at']} | {s['duration_seconds']} | "
                          f"{shown(s['customer_notice_seconds'])} | {shown(s['banner_seconds'])} | "
                          f"{shown(s['staff_runbook_seconds'])} |")
+    skips = rep["autoreplies"].get("skipped_by_reason") or {}
+    if skips:
+        lines += ["", "Auto-replies skipped by reason: " + ", ".join(f"{k} {v}" for k, v in skips.items())]
+    if rep.get("campaigns"):
+        lines += ["", "| campaign | run | from | to | expected load | auto-responder mails |",
+                  "|---|---|---|---|---|---|"]
+        for c in rep["campaigns"]:
+            lines.append(f"| {c['name']} | {c['run']} | {c['starts_at']} | {c['ends_at']} | "
+                         f"{c['expected_load'] or '—'} | {c['autoreply_mails']} |")
     return "\n".join(lines) + "\n"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tests.conftest import NOW, Configure, RunCli
 from tests.crashkit import free_port
@@ -43,4 +44,5 @@ def test_the_timeline_keeps_when_each_step_went_on_and_off(configure: Configure,
     assert offset == "+40m" and ": failed" in text and "not retried: the situation closed" in text
     assert "refused" in text or "cannot connect" in text
     markdown = cli("report", "1", now=at(45)).stdout
-    assert f"| {at(31).isoformat()} | +31m | website-banner (banner) → website: done |" in markdown
+    shown = at(31).astimezone(ZoneInfo("Europe/Budapest")).strftime("%Y-%m-%d %H:%M")  # the organisation's time
+    assert f"| {shown} | +31m | website-banner (banner) → website: done |" in markdown

@@ -415,6 +415,7 @@ def history(
 
 def _period_report(fmt: str, month: str | None, since: str | None, until: str | None) -> None:
     """`report --month`: the period's figures from continuity.history, days in the organisation's zone."""
+    from datetime import timedelta
     from zoneinfo import ZoneInfo
 
     from continuity.history import month_period, period_report, report_markdown
@@ -448,6 +449,17 @@ def _period_report(fmt: str, month: str | None, since: str | None, until: str | 
     rep = period_report(eng.store, channels, tz, start, end, now)
     if fmt == "json":
         print_json(rep)
+    elif fmt == "html":
+        from continuity.history import daily
+        from continuity.report_html import month_page
+        from continuity.variables import channel_name
+
+        zone = ZoneInfo(tz)
+        last = (end - timedelta(microseconds=1)).astimezone(zone).date()  # the period's last day, whole
+        days = daily(eng.store, channels, tz, start.astimezone(zone).date(), last, now)
+        locale = eng.loaded.config.organisation.staff_lang
+        names = {c: channel_name(eng.loaded, c, locale) for c in channels}
+        typer.echo(month_page(eng.loaded, rep, days, locale, names), nl=False)
     else:
         typer.echo(report_markdown(rep), nl=False)
 
@@ -457,7 +469,7 @@ def _period_report(fmt: str, month: str | None, since: str | None, until: str | 
 def report(
     situation_id: Annotated[int | None, typer.Argument(metavar="[ID]", help="Situation number (see history).")]
     = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="md or json")] = "md",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="md, json or html (one self-contained page)")] = "md",
     month: Annotated[str | None, typer.Option("--month", help="A calendar month, YYYY-MM.")] = None,
     since: Annotated[str | None, typer.Option("--since", help="Period start, ISO date or time.")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Period end (exclusive), ISO date or time.")]
@@ -465,12 +477,13 @@ def report(
 ) -> None:
     """Print one situation's timeline (ID), or a period's availability (--month, or --since/--until).
 
-    Markdown for the post-mortem or the management meeting, or --format json.
+    Markdown for the post-mortem or the management meeting (times in the organisation's zone), --format json,
+    or --format html: one page with its charts, inline, that loads nothing from elsewhere (to mail on).
     """
     from continuity.views import report_markdown, report_view
 
-    if fmt not in ("md", "json"):
-        raise InputError(f"--format {fmt!r}: expected md or json")
+    if fmt not in ("md", "json", "html"):
+        raise InputError(f"--format {fmt!r}: expected md, json or html")
     if situation_id is None:
         _period_report(fmt, month, since, until)
         return
@@ -482,8 +495,16 @@ def report(
         raise InputError(f"no situation #{situation_id}")
     if fmt == "json":
         print_json(rep)
+    elif fmt == "html":
+        from continuity.report_html import situation_page
+
+        typer.echo(situation_page(eng.loaded, rep, eng.loaded.config.organisation.staff_lang, eng.clock.now()),
+                   nl=False)
     else:
-        typer.echo(report_markdown(rep), nl=False)
+        tz = eng.loaded.config.organisation.timezone
+        shown = {**rep, **{k: _local(rep[k], tz) if rep[k] else None for k in ("opened_at", "closed_at", "eta")},
+                 "timeline": [{**e, "at": _local(e["at"], tz)} for e in rep["timeline"]]}
+        typer.echo(report_markdown(shown), nl=False)
 
 
 @app.command()
