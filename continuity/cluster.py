@@ -22,7 +22,7 @@ class Seat(Protocol):
     node: str
     last_error: str | None
 
-    def poll(self) -> int | None: ...
+    def poll(self, outgoing: list[Any] | None = None) -> int | None: ...
 
     def release(self) -> None: ...
 
@@ -36,7 +36,7 @@ class Solo:
         self.node = node
         self.last_error: str | None = None
 
-    def poll(self) -> int | None:
+    def poll(self, outgoing: list[Any] | None = None) -> int | None:
         return 0
 
     def release(self) -> None:

@@ -27,6 +27,7 @@ from continuity.probes.health import ChannelHealth
 from continuity.probes.heartbeat import Heard
 from continuity.quorum import Observation, Quorum, channel_vantages, needs_quorum
 from continuity.runner import StepResult
+from continuity.store.records import SharedObservation
 from continuity.store.sqlite import SqliteStore, ts
 
 # Rows planned by other processes (a person's `continuity outage`) are picked up this often; their steps
@@ -74,7 +75,8 @@ class Daemon:
         # Leading: this node runs the scheduler's decisions and sends. A SQLite store's daemon always leads; on
         # PostgreSQL the seat says (cluster.py), and a follower only probes and serves.
         self.seat = seat_for(store, self.node, self.vantage, loaded.config.cluster.failover)
-        self.leading = not getattr(self.seat, "clustered", False)  # a store of its own: it leads from the start
+        self.clustered = bool(getattr(self.seat, "clustered", False))
+        self.leading = not self.clustered  # a store of its own: it leads from the start
         self.epoch: int | None = None
         self.led_since: datetime | None = None
         self.heard = Heard(clock.now())  # agents' posts and plain pings: the heartbeat probes read it
@@ -103,6 +105,7 @@ class Daemon:
         self._cycle_due: set[str] = set()  # ... and whose next cycle fell due meanwhile
         self._warming: asyncio.Future[int] | None = None
         self._store_error: str | None = None
+        self._outgoing: list[SharedObservation] = []  # what this node saw, for the leader (cluster_poll)
 
     # lifecycle -------------------------------------------------------------------------------------------------
 
@@ -159,7 +162,10 @@ class Daemon:
 
     async def cluster_poll(self) -> None:
         """Try to lead, or renew the lease while leading (pg_cluster.Leadership); act on what changed."""
-        epoch = await asyncio.to_thread(self.seat.poll)
+        outgoing, self._outgoing = self._outgoing, []
+        epoch = await asyncio.to_thread(self.seat.poll, outgoing)
+        if self.leading and epoch is not None and epoch == self.epoch:
+            await self.take_in(self.seat.incoming)
         if epoch is not None and (not self.leading or epoch != self.epoch):
             await self.lead(epoch)
         elif epoch is None and self.leading:
@@ -169,6 +175,27 @@ class Daemon:
                   f"{self.seat.last_error}", logging.WARNING, node=self.node)
         self._store_error = self.seat.last_error
         self.metrics.observe_cluster(self.node, self.leading, self.seat.nodes_alive)
+
+    def share(self, vantage: str, channel: str, status: str, reason: str, results: list[dict[str, Any]]) -> None:
+        """In a cluster, what this node saw (its own probes, an agent's report it took, a ping) goes to the
+        store with its node name, for the leader's votes: every node is a vantage, whichever one leads."""
+        if self.clustered:
+            self._outgoing.append(SharedObservation(self.node, vantage, channel, status, reason, results,
+                                                    self.clock.now()))
+
+    async def take_in(self, shared: list[SharedObservation]) -> None:
+        """The leader counts the other nodes' observations as their vantages' reports, then votes again."""
+        changed: dict[str, str] = {}
+        for ob in shared:
+            last = self.heard.last(ob.vantage)
+            if last is None or ob.at > last:
+                self.heard.hear(ob.vantage, ob.at)
+            quorum = self.quorums.get(ob.channel)
+            if quorum is not None and ob.vantage != self.vantage and ob.vantage in quorum.views:
+                quorum.observe(ob.vantage, ob.status, ob.reason, ob.results, ob.at)  # type: ignore[arg-type]
+                changed[ob.channel] = ob.vantage
+        for channel, vantage in changed.items():
+            await self.vote(channel, [], only=vantage)
 
     async def lead(self, epoch: int | None) -> None:
         """Become the node that decides and sends: whatever fell due before now runs at once, marked late; a
@@ -328,6 +355,7 @@ class Daemon:
         self.last_check[channel] = check
         self.last_cycle_at[channel] = now
         self.metrics.observe_check(channel, check.results, health)
+        self.share(self.vantage, channel, check.status, check.reason, [r.as_dict() for r in check.results])
         for ev in events:
             await self.react(channel, ev, check)
 
@@ -341,6 +369,7 @@ class Daemon:
             results = check.results
             quorum.observe(self.vantage, check.status, check.reason, [r.as_dict() for r in results],
                            self.clock.now())
+            self.share(self.vantage, channel, check.status, check.reason, [r.as_dict() for r in results])
         self.last_cycle_at[channel] = self.clock.now()
         await self.vote(channel, results)
 
@@ -352,8 +381,10 @@ class Daemon:
             quorum = self.quorums.get(ob.channel)
             if quorum is not None and ob.vantage in quorum.views:
                 quorum.observe(ob.vantage, ob.status, ob.reason, ob.results, now)
+                self.share(ob.vantage, ob.channel, ob.status, ob.reason, ob.results)
                 accepted += 1
         self.heard.hear(vantage, now)
+        self.share(vantage, "", "up", "heard", [])
         for channel in dict.fromkeys(ob.channel for ob in observations):
             if channel in self.quorums:
                 await self.vote(channel, [], only=vantage)
@@ -392,6 +423,7 @@ class Daemon:
     def ping(self, vantage: str) -> None:
         """A plain heartbeat from a device that cannot run the agent."""
         self.heard.hear(vantage, self.clock.now())
+        self.share(vantage, "", "up", "heard", [])
 
     async def react(self, channel: str, ev: str, check: ChannelCheck) -> None:
         """A health change: continuity.triggers decides what it means; the daemon logs it and runs the steps.

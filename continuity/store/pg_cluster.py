@@ -31,6 +31,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from continuity.store.pg_values import as_utc, req_utc
+from continuity.store.records import SharedObservation
 
 LEADER_LOCK = 0x6C656164  # "lead"
 LOST = -1  # a fence no epoch matches: the handle records nothing until it leads again
@@ -52,7 +53,20 @@ CREATE TABLE IF NOT EXISTS cluster_nodes (
     started_at TIMESTAMPTZ NOT NULL,
     last_seen TIMESTAMPTZ NOT NULL
 );
+CREATE TABLE IF NOT EXISTS cluster_observations (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    node TEXT NOT NULL,
+    vantage TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    results TEXT NOT NULL,
+    at TIMESTAMPTZ NOT NULL
+);
 """
+_TABLES = ("cluster_lease", "cluster_nodes", "cluster_observations")
+# Observations are for the leader's next vote, not history: older ones are dropped now and then.
+KEEP_OBSERVATIONS = "5 minutes"
 
 
 class Fence:
@@ -92,9 +106,8 @@ def ensure_schema(conn: psycopg.Connection[Any], write_lock: int) -> None:
 
 
 def _has_tables(conn: psycopg.Connection[Any]) -> bool:
-    row = conn.execute("SELECT to_regclass('cluster_nodes') IS NOT NULL AS a,"
-                       " to_regclass('cluster_lease') IS NOT NULL AS b").fetchone()
-    return bool(row and row["a"] and row["b"])
+    row = conn.execute("SELECT " + ", ".join(f"to_regclass('{t}') IS NOT NULL AS {t}" for t in _TABLES)).fetchone()
+    return bool(row and all(row[t] for t in _TABLES))
 
 
 def fence_epoch(conn: psycopg.Connection[Any]) -> int | None:
@@ -155,6 +168,10 @@ class Leadership:
         self.conn: psycopg.Connection[Any] | None = None
         self.last_error: str | None = None
         self.nodes_alive = 1  # nodes whose row was touched lately, this one included (for /metrics)
+        # Other nodes' observations since the last poll, for the leader's votes (empty while following).
+        self.incoming: list[SharedObservation] = []
+        self._seen: int | None = None  # the last observation id read (None: not read yet: skip the backlog)
+        self._polls = 0
 
     # connection ------------------------------------------------------------------------------------------
 
@@ -187,8 +204,10 @@ class Leadership:
 
     # polling ---------------------------------------------------------------------------------------------
 
-    def poll(self) -> int | None:
-        """One round: lead (or keep leading) if possible. Returns the epoch led under, or None."""
+    def poll(self, outgoing: list[SharedObservation] | None = None) -> int | None:
+        """One round: share this node's observations, lead (or keep leading) if possible and, leading, take
+        in what the other nodes saw (`incoming`). Returns the epoch led under, or None."""
+        self.incoming = []
         try:
             conn = self._connect()
             now = db_now(conn)
@@ -206,12 +225,39 @@ class Leadership:
             row = conn.execute("SELECT count(*) AS n FROM cluster_nodes"
                                " WHERE last_seen > clock_timestamp() - interval '15 seconds'").fetchone()
             self.nodes_alive = int(row["n"]) if row else 1
+            self._exchange(conn, outgoing or [])
             self.last_error = None
         except psycopg.Error as exc:
             self.last_error = _first_line(exc)
             self._lose()
             self._drop()
         return self.epoch
+
+    def _exchange(self, conn: psycopg.Connection[Any], outgoing: list[SharedObservation]) -> None:
+        """Write this node's observations; the leader reads the others' (in order, each once)."""
+        import json
+
+        if outgoing:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO cluster_observations (node, vantage, channel, status, reason, results, at)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    [(o.node, o.vantage, o.channel, o.status, o.reason[:500], json.dumps(o.results), o.at)
+                     for o in outgoing])
+        if self._seen is None or self.epoch is None:  # following: keep up, so a new leader reads only news
+            row = conn.execute("SELECT COALESCE(MAX(id), 0) AS n FROM cluster_observations").fetchone()
+            self._seen = int(row["n"]) if row else 0
+            return
+        rows = conn.execute("SELECT * FROM cluster_observations WHERE id > %s AND node <> %s ORDER BY id",
+                            (self._seen, self.node)).fetchall()
+        if rows:
+            self._seen = int(rows[-1]["id"])
+        self.incoming = [SharedObservation(r["node"], r["vantage"], r["channel"], r["status"], r["reason"],
+                                           json.loads(r["results"]), req_utc(r["at"])) for r in rows]
+        self._polls += 1
+        if self._polls % 60 == 0:
+            conn.execute(f"DELETE FROM cluster_observations WHERE at < clock_timestamp() - interval "
+                         f"'{KEEP_OBSERVATIONS}'")
 
     def _renew(self, conn: psycopg.Connection[Any]) -> None:
         cur = conn.execute("UPDATE cluster_lease SET renewed_at = clock_timestamp()"
@@ -268,4 +314,5 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-__all__ = ["LEADER_LOCK", "LOST", "Fence", "LeaseRow", "Leadership", "NodeRow", "read_lease", "read_nodes"]
+__all__ = ["LEADER_LOCK", "LOST", "Fence", "LeaseRow", "Leadership", "NodeRow", "SharedObservation", "read_lease",
+           "read_nodes"]

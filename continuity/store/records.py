@@ -104,3 +104,17 @@ class MaintenanceRecord:
     situation_id: int | None
     created_by: str
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class SharedObservation:
+    """What one node saw: its own probes of a channel at its vantage, or an agent's report it took (the agent
+    posted to that node). `channel` "" is a heartbeat only: the vantage was heard at `at`."""
+
+    node: str
+    vantage: str
+    channel: str
+    status: str
+    reason: str
+    results: list[dict[str, Any]]
+    at: datetime

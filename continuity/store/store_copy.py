@@ -44,7 +44,8 @@ ID_TABLES = frozenset({"situations", "steps", "events", "maintenance", "campaign
 
 # The backends' own bookkeeping, not continuity's rows: SQLite's AUTOINCREMENT counters, PostgreSQL's version.
 # Not history: the schema's version, SQLite's sequences, and who leads a cluster now (store/pg_cluster.py).
-_BOOKKEEPING = frozenset({"sqlite_sequence", "continuity_schema", "cluster_lease", "cluster_nodes"})
+_BOOKKEEPING = frozenset({"sqlite_sequence", "continuity_schema", "cluster_lease", "cluster_nodes",
+                          "cluster_observations"})
 
 Row = dict[str, Any]
 
