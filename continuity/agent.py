@@ -155,7 +155,7 @@ class Agent:
                 return [resolve(v) for v in value]
             return value
 
-        ctx = ProbeContext(self.base_dir, self.clock)
+        ctx = ProbeContext(self.base_dir, self.clock, vantage=self.vantage)  # named in the User-Agent
         plans: dict[str, ChannelPlan] = {}
         for channel, spec in channels.items():
             probes: list[Probe] = []
@@ -220,7 +220,7 @@ class Agent:
         self._client = httpx.AsyncClient(
             base_url=self.server.rstrip("/"), timeout=REQUEST_TIMEOUT,
             headers={"Authorization": f"Bearer {self.token}",
-                     "User-Agent": f"continuity/{__version__} (vantage {self.vantage})"})
+                     "User-Agent": ProbeContext(self.base_dir, self.clock, self.vantage).user_agent})
         running: set[asyncio.Task[None]] = set()
         try:
             event(self.log, "agent.start", f"agent at vantage {self.vantage} reporting to {self.server}",

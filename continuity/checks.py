@@ -49,11 +49,11 @@ class ProbeSet:
         self.loaded = loaded
         self._clients: list[Any] = []
         self._tls: Any = None
-        ctx = ProbeContext(loaded.base_dir, clock)
         self.probes: dict[str, list[Probe]] = {}
         self.vantages: dict[str, list[list[str]]] = {}  # per channel, per probe: where it runs
         http_count = 0
         own = loaded.config.daemon.vantage_name
+        ctx = ProbeContext(loaded.base_dir, clock, vantage=vantage or own)  # named in the probes' User-Agent
         for channel, instances in loaded.probes.items():
             built = []
             health = loaded.config.channels[channel].health

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 APPLIED = ("done", "uncertain", "running")
 # Situations of a campaign are scoped to the campaign, not to one channel: `campaign:<name>`.
 CAMPAIGN_SCOPE = "campaign:"
+# ... and a vantage's monitoring situation (the daemon's, when a remote site goes silent) `vantage:<name>`.
+VANTAGE_SCOPE = "vantage:"
 # A row run this long after its due time is marked late (cron-driven `tick` runs every minute or so).
 LATE_AFTER = timedelta(minutes=2)
 # An ETA that moves less than this is not news: typing `--eta 2h` again a few minutes later must not
@@ -103,8 +105,8 @@ class Engine:
 
     def check_channel(self, channel: str) -> None:
         """InputError unless `channel` is configured (or a campaign's scope)."""
-        if channel.startswith(CAMPAIGN_SCOPE):  # a campaign's surge spans channels: its scope is the campaign
-            return
+        if channel.startswith((CAMPAIGN_SCOPE, VANTAGE_SCOPE)):  # a campaign's surge spans channels: its scope
+            return                                                # is the campaign (a silent site's: the site)
         if channel not in self.loaded.config.channels:
             known = ", ".join(self.loaded.config.channels)
             raise InputError(f"unknown channel {channel!r}; configured channels: {known}")

@@ -5,6 +5,4 @@ playbooks' templates; the daemon compiles them ahead."""
 HEALTHY_TEMPLATE = "daemon/staff-channel-healthy"
 FLAPPING_TEMPLATE = "daemon/staff-flapping"
 UNSURE_TEMPLATE = "daemon/staff-step-uncertain"
-# Too few vantages report for a channel's quorum; the note's step id is `silent--NAME[--NAME…]`.
-MONITORING_TEMPLATE = "daemon/staff-monitoring-degraded"
-DAEMON_TEMPLATES = (HEALTHY_TEMPLATE, FLAPPING_TEMPLATE, UNSURE_TEMPLATE, MONITORING_TEMPLATE)
+DAEMON_TEMPLATES = (HEALTHY_TEMPLATE, FLAPPING_TEMPLATE, UNSURE_TEMPLATE)

@@ -19,16 +19,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from continuity.config.models import Flapping, Health
 from continuity.probes.base import Status
 from continuity.probes.health import ChannelHealth
 
+if TYPE_CHECKING:
+    from continuity.engine import Engine
+    from continuity.store.protocol import Store
+
 # How long a vantage may stay quiet before it is silent: three of its cycles and this grace (an agent's post
 # crossing the internet, a cycle waiting for a probe's timeout).
 SILENT_CYCLES = 3
 SILENT_GRACE = timedelta(seconds=2)
+# A vantage not heard since the daemon started gets this much longer: an agent retries a server that was away
+# at most every 5 s (agent.MAX_BACKOFF), so a restart alone must not make it silent (and tell staff so).
+START_GRACE = timedelta(seconds=5)
 
 
 def channel_vantages(health: Health, own: str) -> list[str]:
@@ -100,7 +107,9 @@ class Quorum:
         view.status, view.reason, view.results, view.at = status, reason, results, now
 
     def is_silent(self, view: VantageView, now: datetime) -> bool:
-        return now - (view.at or self.since) > self.silent_after
+        if view.at is None:
+            return now - self.since > self.silent_after + START_GRACE
+        return now - view.at > self.silent_after
 
     def verdict(self, now: datetime) -> Verdict:
         silent = [v.name for v in self.views.values() if self.is_silent(v, now)]
@@ -132,6 +141,50 @@ class Quorum:
     def as_dict(self, now: datetime) -> dict[str, Any]:
         return {"quorum": self.spec.quorum,
                 "vantages": {n: v.as_dict(self.is_silent(v, now)) for n, v in self.views.items()}}
+
+
+# A vantage gone silent: staff told once, through the ledger -------------------------------------------------
+
+# A silent vantage is a monitoring problem, never the customers': it gets a situation of its own, scoped to the
+# vantage (not to a channel, so the status page, the banner and the uptime report never show it), whose
+# playbook has staff steps only. The store keeps it open while the vantage stays silent, so a restart, a second
+# channel losing its quorum or a new leader finds it open and tells nobody again; the vantage's first report
+# closes it ("monitoring restored").
+MONITORING_KIND = "monitoring"
+MONITORING_PLAYBOOK = "monitoring-degraded"
+
+
+def monitoring_lost(engine: Engine, vantage: str, channels: Sequence[str]) -> int | None:
+    """Open the monitoring situation of a silent vantage (its playbook tells staff at once). Returns the new
+    situation's id; None when one is open already (told before: nothing is sent again)."""
+    from continuity.engine import VANTAGE_SCOPE
+
+    scope = VANTAGE_SCOPE + vantage
+    if engine.store.find_open(MONITORING_KIND, scope) is not None:
+        return None
+    reason = (f"vantage {vantage} silent: {', '.join(channels)} cannot reach the quorum of vantages; "
+              "no outage is opened or closed on its account")[:500]
+    opened = engine.open(scope, reason=reason, by="daemon", source="daemon", kind=MONITORING_KIND,
+                         playbook=MONITORING_PLAYBOOK, data={"vantage": vantage, "channels": list(channels)})
+    return opened.situation.id if opened.created else None
+
+
+def monitoring_back(engine: Engine, vantage: str, why: str = "reports again") -> int | None:
+    """Close the monitoring situation of a vantage heard again (its playbook says monitoring is restored).
+    Returns the closed situation's id, None when none was open."""
+    from continuity.engine import VANTAGE_SCOPE
+
+    closed = engine.close(VANTAGE_SCOPE + vantage, by="daemon", note=f"vantage {vantage} {why}",
+                          kind=MONITORING_KIND)
+    return closed.situation.id if closed.closed and closed.situation is not None else None
+
+
+def silent_vantages(store: Store) -> set[str]:
+    """The vantages with a monitoring situation open (read once when a node starts to lead)."""
+    from continuity.engine import VANTAGE_SCOPE
+
+    return {s.channel[len(VANTAGE_SCOPE):] for s in store.open_situations()
+            if s.kind == MONITORING_KIND and s.channel.startswith(VANTAGE_SCOPE)}
 
 
 # What agents fetch and post -------------------------------------------------------------------------------

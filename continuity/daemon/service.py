@@ -22,10 +22,18 @@ from continuity.daemon.metrics import Metrics
 from continuity.daemon.surge import SurgeMonitor
 from continuity.engine import Engine
 from continuity.logs import event
-from continuity.notes import DAEMON_TEMPLATES, MONITORING_TEMPLATE
+from continuity.notes import DAEMON_TEMPLATES
 from continuity.probes.health import ChannelHealth
 from continuity.probes.heartbeat import Heard
-from continuity.quorum import Observation, Quorum, channel_vantages, needs_quorum
+from continuity.quorum import (
+    Observation,
+    Quorum,
+    channel_vantages,
+    monitoring_back,
+    monitoring_lost,
+    needs_quorum,
+    silent_vantages,
+)
 from continuity.runner import StepResult
 from continuity.store.records import SharedObservation
 from continuity.store.sqlite import SqliteStore, ts
@@ -80,6 +88,7 @@ class Daemon:
         self.epoch: int | None = None
         self.led_since: datetime | None = None
         self.heard = Heard(clock.now())  # agents' posts and plain pings: the heartbeat probes read it
+        self.silenced: set[str] | None = None  # vantages whose monitoring situation is open (from the store)
         self.probes = ProbeSet(loaded, clock, vantage=self.vantage, heard=self.heard)
         self.surge = SurgeMonitor(loaded, self.engine, store, clock, log)
         self.health = {ch: ChannelHealth(spec.health) for ch, spec in loaded.config.channels.items()
@@ -204,6 +213,7 @@ class Daemon:
         self.engine.owner = owners.current_owner()  # rows claimed from now on carry this epoch
         self.leading, self.epoch, self.led_since = True, epoch, self.clock.now()
         self.engine.late_before = self.led_since
+        self.silenced = None  # monitoring situations another node opened or closed meanwhile
         for sit in self.store.open_situations():
             h = self.health.get(sit.channel)
             if h is not None and sit.kind == "outage":
@@ -385,6 +395,7 @@ class Daemon:
                 accepted += 1
         self.heard.hear(vantage, now)
         self.share(vantage, "", "up", "heard", [])
+        await self.monitoring_restored(vantage)
         for channel in dict.fromkeys(ob.channel for ob in observations):
             if channel in self.quorums:
                 await self.vote(channel, [], only=vantage)
@@ -408,16 +419,35 @@ class Daemon:
             await self.react(channel, ev, check)
 
     async def monitoring_degraded(self, channel: str, silent: list[str], reporting: list[str]) -> None:
-        """Fewer vantages report than the quorum needs: a monitoring problem, not an outage. Staff are told
-        once, on the channel's open situation; with none open the log says it (the ledger keeps messages
-        per situation)."""
+        """Fewer vantages report than the quorum needs: a monitoring problem, not an outage. Each silent vantage
+        gets a staff-only monitoring situation (quorum.monitoring_lost): staff are told once, through the
+        ledger, however many channels lose their quorum and however often the daemon restarts."""
         names = ", ".join(silent)
         event(self.log, "monitoring.degraded", f"monitoring degraded: vantage {names} silent; {channel} cannot "
               f"reach its quorum ({len(reporting)} reporting)", logging.WARNING, channel=channel, vantages=silent)
-        sits = [s for s in self.store.open_situations() if s.channel == channel]
-        if sits and self.leading:
-            # The step id carries the names into the note (`step_id` is a template variable).
-            self.engine.note(sits[0].id, ("silent--" + "--".join(silent))[:64], MONITORING_TEMPLATE)
+        if not self.leading:
+            return
+        now = self.clock.now()
+        opened = False
+        for name in silent:
+            lost = [ch for ch, q in self.quorums.items() if name in q.views and q.verdict(now).status is None]
+            opened = monitoring_lost(self.engine, name, lost or [channel]) is not None or opened
+        self.silenced = None  # read again from the store when next needed
+        if opened:
+            await self.run_steps()
+
+    async def monitoring_restored(self, vantage: str) -> None:
+        """A vantage heard again closes its monitoring situation: staff get the short "restored" message."""
+        if not self.leading:
+            return
+        if self.silenced is None:
+            self.silenced = silent_vantages(self.store)
+        if vantage not in self.silenced:
+            return
+        self.silenced.discard(vantage)
+        if monitoring_back(self.engine, vantage) is not None:
+            event(self.log, "monitoring.restored", f"vantage {vantage} reports again; monitoring restored",
+                  vantage=vantage)
             await self.run_steps()
 
     def ping(self, vantage: str) -> None:
@@ -536,7 +566,7 @@ class Daemon:
         counts: dict[str, int] = {}
         for sit in self.store.open_situations():
             counts[sit.kind] = counts.get(sit.kind, 0) + 1
-        for kind in ("outage", "surge", "maintenance", "degraded"):
+        for kind in ("outage", "surge", "maintenance", "degraded", "monitoring"):
             self.metrics.situations_open.labels(kind).set(counts.get(kind, 0))
 
     # views --------------------------------------------------------------------------------------------------

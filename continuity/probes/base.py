@@ -49,8 +49,19 @@ class ProbeResult:
 
 @dataclass(frozen=True)
 class ProbeContext:
+    """What a probe knows of where it runs: the config's folder, the clock, and its vantage (the daemon's node
+    or an agent's site), which probes that speak a protocol with a User-Agent put into it."""
+
     base_dir: Path
     clock: Clock
+    vantage: str | None = None
+
+    @property
+    def user_agent(self) -> str:
+        """`continuity/VERSION (vantage office)`: the probed side can tell vantages apart in its logs."""
+        from continuity import __version__
+
+        return f"continuity/{__version__}" + (f" (vantage {self.vantage})" if self.vantage else "")
 
 
 class Probe:

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 # Body checks look at the first MiB: a health page is never bigger, and a runaway one must not eat memory.
 MAX_BODY = 1 << 20
-USER_AGENT = "continuity-probe"
 
 
 def format_seconds(value: float) -> str:
@@ -137,7 +136,8 @@ class HttpProbe(Probe):
                                 timeout=self.timeout)
         self._regex = re.compile(settings.regex) if settings.regex else None
         self._read_body = settings.method != "HEAD"
-        headers = {"User-Agent": USER_AGENT, **settings.headers}
+        # The vantage in the User-Agent (a `headers: {User-Agent: ...}` of the probe's own wins).
+        headers = {"User-Agent": context.user_agent, **settings.headers}
         if settings.bearer_token is not None:
             headers["Authorization"] = f"Bearer {settings.bearer_token.get_secret_value()}"
         self._headers = headers

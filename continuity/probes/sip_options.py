@@ -137,6 +137,7 @@ class OptionsRequest:
     transport: Literal["udp", "tcp"]
     local: tuple[str, int]
     from_user: str
+    user_agent: str = "continuity"  # the probe's vantage in it: `continuity/VERSION (vantage office)`
     branch: str = field(default_factory=lambda: "z9hG4bK" + secrets.token_hex(10))
     call_id: str = field(default_factory=lambda: secrets.token_hex(16))
     tag: str = field(default_factory=lambda: secrets.token_hex(6))
@@ -154,7 +155,7 @@ class OptionsRequest:
             "CSeq: 1 OPTIONS",
             f"Contact: <sip:{self.from_user}@{host}:{self.local[1]};transport={self.transport}>",
             "Accept: application/sdp",
-            "User-Agent: continuity",
+            f"User-Agent: {self.user_agent}",
             "Content-Length: 0",
         ]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
@@ -253,7 +254,8 @@ class SipOptionsProbe(Probe):
         transport, client = await loop.create_datagram_endpoint(_UdpClient, remote_addr=(s.host, s.port))
         try:
             local = transport.get_extra_info("sockname")
-            request = OptionsRequest(self.request_uri(), "udp", (str(local[0]), int(local[1])), s.from_user)
+            request = OptionsRequest(self.request_uri(), "udp", (str(local[0]), int(local[1])), s.from_user,
+                                     self.context.user_agent)
             client.request = request
             data = request.encode()
             interval = T1
@@ -278,7 +280,8 @@ class SipOptionsProbe(Probe):
         reader, writer = await asyncio.open_connection(s.host, s.port, limit=MAX_MESSAGE)
         try:
             local = writer.get_extra_info("sockname")
-            request = OptionsRequest(self.request_uri(), "tcp", (str(local[0]), int(local[1])), s.from_user)
+            request = OptionsRequest(self.request_uri(), "tcp", (str(local[0]), int(local[1])), s.from_user,
+                                     self.context.user_agent)
             writer.write(request.encode())
             await writer.drain()
             while True:

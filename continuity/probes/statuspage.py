@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from continuity.config.envrefs import EnvUrl
 from continuity.net.http import ClientSlot
 from continuity.probes.base import Probe, ProbeContext, ProbeResult, ProbeSettings, Status
-from continuity.probes.http import USER_AGENT, check_http_url, url_host
+from continuity.probes.http import check_http_url, url_host
 from continuity.probes.tcp import describe_network_error
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ class StatuspageProbe(Probe):
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout):
-                response = await self._client().get(self.url, headers={"User-Agent": USER_AGENT,
+                response = await self._client().get(self.url, headers={"User-Agent": self.context.user_agent,
                                                                        "Accept": "application/json"},
                                                     timeout=self.timeout)
         except (TimeoutError, httpx.TimeoutException):

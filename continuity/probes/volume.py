@@ -28,7 +28,7 @@ from continuity.net.http import ClientSlot
 from continuity.net.imap import ImapFailure, ImapSession, Security, imap_reason, imap_text, mailbox_name
 from continuity.net.reason import scrub
 from continuity.probes.base import Probe, ProbeContext, ProbeResult, ProbeSettings
-from continuity.probes.http import MAX_BODY, USER_AGENT, check_http_url, url_host
+from continuity.probes.http import MAX_BODY, check_http_url, url_host
 from continuity.probes.tcp import describe_network_error
 from continuity.threads import in_thread
 
@@ -250,7 +250,7 @@ class VolumeProbe(Probe):
 
         s = self.settings
         assert s.url is not None
-        headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **s.headers}
+        headers = {"User-Agent": self.context.user_agent, "Accept": "application/json", **s.headers}
         if s.bearer_token is not None:
             headers["Authorization"] = f"Bearer {s.bearer_token.get_secret_value()}"
         try:

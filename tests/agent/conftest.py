@@ -1,11 +1,14 @@
 """Real processes for the vantage tests: one daemon (vantage `central`), agents, and an HTTP peer that can be
-made to fail for some vantages only (each side names itself in an `X-Site` header taken from its own ${SITE})."""
+made to fail for some vantages only: it tells them apart by the User-Agent each probe sends,
+`continuity/VERSION (vantage NAME)`. (The `X-Site: ${SITE}` header only shows that references are resolved
+at each site.)"""
 
 from __future__ import annotations
 
 import http.server
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -26,7 +29,7 @@ MAX_SILENCE = 6  # seconds: the heartbeat probe's max_silence in the test config
 
 
 class SitePeer:
-    """An HTTP server answering 200 on /chat, or 503 to the sites in `failing`."""
+    """An HTTP server answering 200 on /chat, or 503 to the vantages in `failing` (named in the User-Agent)."""
 
     def __init__(self) -> None:
         self.failing: set[str] = set()
@@ -35,7 +38,8 @@ class SitePeer:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-                site = self.headers.get("X-Site", "")
+                named = re.search(r"\(vantage ([a-z0-9_-]+)\)", self.headers.get("User-Agent", ""))
+                site = named.group(1) if named else ""
                 peer.seen[site] = peer.seen.get(site, 0) + 1
                 code = 503 if site in peer.failing else 200
                 body = b"down for you" if code == 503 else b"ok"
@@ -57,7 +61,8 @@ class SitePeer:
         self.server.server_close()
 
 
-def write_config(workdir: Path, peer_port: int, http_port: int, quorum: int = 2) -> Path:
+def write_config(workdir: Path, peer_port: int, http_port: int, quorum: int = 2,
+                 vantages: tuple[str, ...] = ("central", "office")) -> Path:
     text = f"""
 organisation: {{name: Test Shop, default_locale: en, locales: [en]}}
 channels:
@@ -73,7 +78,7 @@ channels:
           url: http://127.0.0.1:{peer_port}/chat
           headers: {{X-Site: "${{SITE}}"}}
           timeout: 1s
-          vantages: [central, office]
+          vantages: [{', '.join(vantages)}]
   internet:
     contact: the office uplink
     health:
@@ -141,11 +146,11 @@ class Proc:
 class Site:
     """The daemon, its agents and the peer of one test."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, vantages: tuple[str, ...] = ("central", "office")) -> None:
         self.workdir = workdir
         self.peer = SitePeer()
         self.http_port = free_port()
-        self.config = write_config(workdir, self.peer.port, self.http_port)
+        self.config = write_config(workdir, self.peer.port, self.http_port, vantages=vantages)
         base = {k: v for k, v in os.environ.items() if k != "CONTINUITY_NOW"}
         self.daemon = Proc(workdir, "daemon", ["--config", str(self.config), "daemon", "--log-format", "json"],
                            {**base, "CONTINUITY_API_TOKEN": TOKEN, "SITE": "central", "CONTINUITY_USER": "tester"})
@@ -182,6 +187,10 @@ class Site:
     def open_outages(self) -> set[str]:
         return {ch for ch, kind, state in self.situations() if kind == "outage" and state == "open"}
 
+    def staff_files(self, step: str) -> list[Path]:
+        """The outbox's staff messages of one step (`staff-monitoring-degraded`, …)."""
+        return sorted((self.workdir / "outbox").glob(f"*-{step}-apply-*.eml"))
+
     def close(self) -> None:
         for proc in [*self.agents.values(), self.daemon]:
             if proc.proc is not None:
@@ -193,6 +202,16 @@ class Site:
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
     s = Site(tmp_path)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def three_sites(tmp_path: Path) -> Iterator[Site]:
+    """chat seen from central and two agents (office, branch), quorum 2; internet on the office's heartbeat."""
+    s = Site(tmp_path, ("central", "office", "branch"))
     try:
         yield s
     finally:

@@ -1,6 +1,8 @@
-"""One daemon (vantage `central`) and `continuity agent --vantage office` as real processes on loopback: a
-quorum of two, a peer failing for one vantage and for both, the office agent killed, hung (SIGSTOP) and back,
-a wrong token, and the daemon restarted under a reporting agent."""
+"""One daemon (vantage `central`) and `continuity agent --vantage office` (and `--vantage branch`) as real
+processes on loopback: a quorum of two, a peer failing for one vantage and for both (told apart by the probes'
+User-Agent), the office agent killed, hung (SIGSTOP) and back, staff told once that monitoring is degraded
+(across a restart) and once that it is restored, a wrong token, and the daemon restarted under a reporting
+agent."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ def cli(site: Site, *args: str, code: int = 0) -> dict[str, Any]:
     return dict(json.loads(done.stdout))
 
 
-def test_the_config_validates_with_the_new_note_in_every_language(site: Site) -> None:
+def test_the_config_validates_with_the_monitoring_playbook_in_every_language(site: Site) -> None:
     done = subprocess.run([sys.executable, "-m", "continuity", "--config", str(site.config), "validate"],
                           env=site.daemon.env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done
@@ -83,19 +85,59 @@ def test_the_office_agent_killed_opens_the_internet_outage_and_its_return_closes
     took = time.monotonic() - killed
     assert took <= MAX_SILENCE + 3, f"internet outage {took:.1f}s after the kill (max_silence {MAX_SILENCE}s)"
     # chat keeps its outage (a silent vantage counts neither way), and staff are told monitoring is degraded
-    notes = wait_for(lambda: list((site.workdir / "outbox").glob("*silent--office*")), 15,
-                     "the monitoring-degraded note to staff")
+    notes = wait_for(lambda: site.staff_files("staff-monitoring-degraded"), 15, "the monitoring-degraded message")
     assert site.open_outages() == {"chat", "internet"}
-    time.sleep(2)
-    assert len(list((site.workdir / "outbox").glob("*silent--office*"))) == len(notes) == 1  # told once
+    assert ("vantage:office", "monitoring", "open") in site.situations()
     assert "Monitoring degraded: vantage office silent" in notes[0].read_text(encoding="utf-8")
+
+    # A restart while the office stays silent tells nobody again: the monitoring situation is in the store.
+    assert site.daemon.stop() == 0
+    site.start_daemon()
+    wait_for(lambda: site.view("chat", "office").get("silent"), 20, "the office silent again after the restart")
+    time.sleep(1.5)
+    assert len(site.staff_files("staff-monitoring-degraded")) == 1  # told once, across the restart
 
     office.start()
     wait_for(lambda: "internet" not in site.open_outages(), 15, "the internet outage to close")
+    restored = wait_for(lambda: site.staff_files("staff-monitoring-restored"), 10, "the monitoring-restored message")
+    assert "Monitoring restored: vantage office reports again" in restored[0].read_text(encoding="utf-8")
+    assert ("vantage:office", "monitoring", "closed") in site.situations()
     site.peer.failing = set()
     wait_for(lambda: not site.open_outages(), 15, "the chat outage to close")
+    assert len(site.staff_files("staff-monitoring-degraded")) == len(site.staff_files("staff-monitoring-restored")) == 1
     log = site.daemon.log_text()
-    assert log.count('"event": "monitoring.degraded"') == 1
+    assert log.count('"event": "monitoring.degraded"') == 2  # logged by each process; sent by the first alone
+    assert log.count('"event": "monitoring.restored"') == 1
+
+
+def test_two_agents_one_killed_the_other_and_the_daemon_still_make_the_quorum(three_sites: Site) -> None:
+    """chat is seen from central, office and branch under quorum 2: a peer failing for the office alone
+    opens nothing; with the office agent dead the other two still decide (no monitoring message), and a
+    peer failing for both of them opens one outage, which closes when it recovers."""
+    site = three_sites
+    site.start_daemon()
+    office, branch = site.agent("office"), site.agent("branch")
+    office.start()
+    branch.start()
+    vantages = ("central", "office", "branch")
+    wait_for(lambda: all(site.view("chat", v).get("status") == "up" for v in vantages), 20, "three vantages up")
+    assert all(site.peer.seen.get(v) for v in vantages), site.peer.seen  # each told apart by its User-Agent
+
+    site.peer.failing = {"office"}
+    wait_for(lambda: site.view("chat", "office").get("sees_down"), 10, "the office to see chat down")
+    office.stop(signal.SIGKILL)
+    wait_for(lambda: site.view("chat", "office").get("silent"), 15, "the killed office counted silent")
+    assert [x for x in site.situations() if x[0] != "internet"] == []  # the office alone decides nothing
+    site.peer.failing = {"branch", "central"}
+    wait_for(lambda: "chat" in site.open_outages(), 10, "the chat outage from central and branch")
+    wait_for(lambda: "internet" in site.open_outages(), MAX_SILENCE + 6, "the internet outage (office heartbeat)")
+    site.peer.failing = set()
+    wait_for(lambda: "chat" not in site.open_outages(), 15, "the chat outage to close")
+    assert [s for s in site.situations() if s[0] == "chat"] == [("chat", "outage", "closed")]  # one outage
+    assert site.staff_files("staff-monitoring-degraded") == []  # two of three report: the quorum can decide
+    office.start()
+    wait_for(lambda: not site.open_outages(), 15, "the internet outage to close when the office is back")
+    assert branch.stop() == 0 and office.stop() == 0
 
 
 def test_a_hung_agent_is_silent_like_a_dead_one(site: Site) -> None:
@@ -108,7 +150,10 @@ def test_a_hung_agent_is_silent_like_a_dead_one(site: Site) -> None:
     wait_for(lambda: site.view("chat", "office").get("silent"), 10, "the office counted silent for chat")
     office.send(signal.SIGCONT)
     wait_for(lambda: not site.open_outages(), 15, "the internet outage to close after SIGCONT")
-    assert [s[0] for s in site.situations()] == ["internet"]  # chat never opened: silence is not an outage
+    wait_for(lambda: site.staff_files("staff-monitoring-restored"), 10, "monitoring restored after SIGCONT")
+    # chat never opened: silence is not an outage, only a monitoring problem staff were told of once
+    assert sorted(site.situations()) == [("internet", "outage", "closed"), ("vantage:office", "monitoring", "closed")]
+    assert len(site.staff_files("staff-monitoring-degraded")) == 1
 
 
 def test_a_wrong_token_exits_2_with_a_clear_message(site: Site) -> None:

@@ -1,5 +1,5 @@
 """The quorum vote as a table: what several vantages report → the channel's verdict, silence and the
-monitoring-degraded news; and the note staff get, rendered in every shipped language."""
+monitoring-degraded news; and the staff-only monitoring situation of a silent vantage, in every language."""
 
 from __future__ import annotations
 
@@ -79,7 +79,10 @@ def test_silence_is_three_cycles_and_a_grace() -> None:
     q = Quorum(health(1), ["central", "office"], T0)
     q.observe("office", "up", "", [], T0)
     assert q.verdict(T0 + 5 * S).silent == []
-    assert q.verdict(T0 + 5 * S + timedelta(milliseconds=1)).silent == ["central", "office"]
+    assert q.verdict(T0 + 5 * S + timedelta(milliseconds=1)).silent == ["office"]
+    # not heard once since the start: an agent retrying a restarted daemon gets its backoff more
+    assert q.verdict(T0 + 10 * S).silent == ["office"]
+    assert q.verdict(T0 + 10 * S + timedelta(milliseconds=1)).silent == ["central", "office"]
 
 
 def test_which_channels_need_a_quorum() -> None:
@@ -146,32 +149,54 @@ def test_an_agent_gets_its_probes_with_references_unresolved(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("locale", ["en", "hu", "sk", "pl"])
-def test_the_monitoring_degraded_note_renders_in_every_language(tmp_path: Path, locale: str) -> None:
+def test_a_silent_vantage_tells_staff_once_and_its_return_says_restored(tmp_path: Path, locale: str) -> None:
+    """The monitoring situation of a silent vantage: one staff message in the staff language however often
+    the quorum is lost again (a restart, a second channel), never a customer one, and "restored" on return."""
+    import email
+    from email import policy
+
     from continuity.clock import SystemClock
     from continuity.config.loader import load_config
     from continuity.engine import Engine
-    from continuity.notes import MONITORING_TEMPLATE
+    from continuity.quorum import monitoring_back, monitoring_lost, silent_vantages
     from continuity.store.sqlite import SqliteStore
 
     path = tmp_path / "c.yaml"
     path.write_text(CONFIG.replace("LOCALE", locale), encoding="utf-8")
     loaded = load_config(path, {"PROBE_KEY": "k"})
+    outbox = tmp_path / "outbox"
+
+    def messages(step: str) -> list[tuple[str, str, str]]:
+        out = []
+        for f in sorted(outbox.glob(f"*-{step}-apply-*.eml")):
+            msg = email.message_from_bytes(f.read_bytes(), policy=policy.default)
+            out.append((str(msg["To"]), str(msg["Subject"]), msg.get_body().get_content()))  # type: ignore[union-attr]
+        return out
+
     store = SqliteStore(tmp_path / "continuity.db")
     try:
         eng = Engine(loaded, store, SystemClock())
-        sit = eng.open("chat", reason="health checks failing", by="daemon", source="daemon")
-        eng.note(sit.situation.id, "silent--office", MONITORING_TEMPLATE)
+        sid = monitoring_lost(eng, "office", ["chat"])
+        assert sid is not None and silent_vantages(store) == {"office"}
+        eng.run_due()
+        assert monitoring_lost(eng, "office", ["chat", "phone"]) is None  # already told: nothing planned
+        eng.run_due()
+        sit = store.get_situation(sid)
+        assert sit is not None and (sit.kind, sit.channel) == ("monitoring", "vantage:office")
+        assert store.find_open("outage", "chat") is None
+        assert monitoring_back(eng, "office") == sid and silent_vantages(store) == set()
+        assert monitoring_back(eng, "office") is None
         eng.run_due()
     finally:
         store.close()
-    [note] = list((tmp_path / "outbox").glob("*silent--office*"))
-    import email
-    from email import policy
-
-    msg = email.message_from_bytes(note.read_bytes(), policy=policy.default)
-    subject, body = str(msg["Subject"]), msg.get_body().get_content()  # type: ignore[union-attr]
+    [(to, subject, body)] = messages("staff-monitoring-degraded")
+    assert to == "staff@outbox.invalid"  # staff only: no customer notice, banner or post
     marker = {"en": "Monitoring degraded: vantage office silent", "hu": "Korlátozott felügyelet: office",
               "sk": "Obmedzené monitorovanie: pozorovací bod office", "pl": "Monitoring ograniczony: punkt obserwacji "
               "office"}[locale]
     assert marker in subject, subject
-    assert "office" in body and "{{" not in body and "continuity check chat" in body
+    assert "office" in body and "chat" in body and "{{" not in body and "continuity check" in body
+    [(to, subject, body)] = messages("staff-monitoring-restored")
+    assert to == "staff@outbox.invalid" and "office" in subject and "{{" not in body
+    assert sorted(p.name.split("-s1-")[1].rsplit("-apply-")[0] for p in outbox.glob("*.eml")) == [
+        "staff-monitoring-degraded", "staff-monitoring-restored"]

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
+from continuity import __version__
 from continuity.config.envrefs import resolve_refs
 from continuity.probes import probe_class
 from continuity.probes.http import HttpProbe
@@ -131,7 +132,7 @@ def test_headers_and_bearer_token_are_sent_and_never_shown(http_peer: HttpPeer, 
     seen = http_peer.requests[-1].headers
     assert seen["Authorization"] == "Bearer tok-7c1e-secret"
     assert seen["X-Probe"] == "continuity"
-    assert seen["User-Agent"] == "continuity-probe"
+    assert seen["User-Agent"] == f"continuity/{__version__}"  # no vantage in a bare context
     for shown in (repr(probe.settings), str(result.as_dict()), probe.settings.model_dump_json()):
         assert "tok-7c1e" not in shown
 
