@@ -173,10 +173,13 @@ class Daemon:
         """Try to lead, or renew the lease while leading (pg_cluster.Leadership); act on what changed."""
         outgoing, self._outgoing = self._outgoing, []
         epoch = await asyncio.to_thread(self.seat.poll, outgoing)
-        if self.leading and epoch is not None and epoch == self.epoch:
-            await self.take_in(self.seat.incoming)
+        # What leading sets off (recovery, late steps, votes and their sends) runs beside the poll, never in
+        # it: a poll that waited for a slow send would stop renewing the lease and look frozen to the others.
+        if self.leading and epoch is not None and epoch == self.epoch and self.seat.incoming:
+            self._spawn(self.take_in, list(self.seat.incoming))
         if epoch is not None and (not self.leading or epoch != self.epoch):
-            await self.lead(epoch)
+            self.leading, self.epoch = True, epoch  # at once: the next poll must not start a second lead()
+            self._spawn(self.lead, epoch)
         elif epoch is None and self.leading:
             await self.follow(self.seat.last_error)
         elif epoch is None and self.seat.last_error and self._store_error != self.seat.last_error:
@@ -317,6 +320,10 @@ class Daemon:
         await self.surge.aclose()
         await asyncio.to_thread(self.seat.release)  # the next node leads at once, not after a failover
         event(self.log, "daemon.stop", "stopped; unfinished steps resume at the next start")
+
+    def _spawn(self, func: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """Run a job's work as a task of its own (logged and stopped like every job)."""
+        asyncio.ensure_future(self._job(func, *args)())
 
     def _job(self, func: Callable[..., Awaitable[None]], *args: Any) -> Callable[[], Awaitable[None]]:
         async def job() -> None:

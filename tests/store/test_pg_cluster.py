@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from continuity.errors import Fenced
+from continuity.errors import Fenced, StoreUnavailable
 from continuity.store.pg_cluster import Leadership, read_lease, read_nodes
 from continuity.store.postgres import WRITE_LOCK, PostgresStore
 from tests.store.pgserver import drop_database, fresh_database
@@ -145,7 +145,7 @@ def test_a_store_handle_reconnects_after_its_connection_is_ended(url: str) -> No
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
                           " AND pid <> pg_backend_pid()")
         time.sleep(0.2)
-        with pytest.raises(psycopg.OperationalError):  # the first use finds the connection gone
+        with pytest.raises(StoreUnavailable, match="unreachable"):  # the first use finds the connection gone
             store.open_situations()
         assert [s.channel for s in store.open_situations()] == ["phone"]  # the next one reconnects
     finally:
