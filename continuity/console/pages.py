@@ -2,7 +2,7 @@
 and autoescaping (a reason typed during an outage or a sink's error text comes out as text, never markup).
 
 The language is the person's choice (the language links set a cookie), else the staff locale, among the
-languages that have console templates (English and Hungarian are shipped)."""
+languages that have console templates (English, Hungarian, Slovak and Polish are shipped)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from continuity.config.loader import LoadedConfig
 from continuity.templating import TemplateCatalog, make_environment
 
 ROLE_NAMES = {"en": {"oncall": "on-call", "marketing": "marketing", "viewer": "viewer"},
-              "hu": {"oncall": "ügyeletes", "marketing": "marketing", "viewer": "olvasó"}}
+              "hu": {"oncall": "ügyeletes", "marketing": "marketing", "viewer": "olvasó"},
+              "sk": {"oncall": "pohotovosť", "marketing": "marketing", "viewer": "len na čítanie"},
+              "pl": {"oncall": "dyżurny", "marketing": "marketing", "viewer": "tylko odczyt"}}
 LANGUAGE_NAMES = {"en": "English", "hu": "Magyar", "sk": "Slovenčina", "pl": "Polski"}
 
 
@@ -21,7 +23,7 @@ class Pages:
         self.loaded = loaded
         self.catalog = TemplateCatalog(loaded)
         self.env = make_environment(loaded.template_dirs, autoescape=True)
-        self.locales = [loc for loc in dict.fromkeys([loaded.config.organisation.staff_lang, "en", "hu",
+        self.locales = [loc for loc in dict.fromkeys([loaded.config.organisation.staff_lang, "en", "hu", "sk", "pl",
                                                       *loaded.config.organisation.locales])
                         if any((d / loc / "console" / "base.html.j2").is_file() for d in loaded.template_dirs)]
         self.default = self.locales[0] if self.locales else "en"
@@ -39,5 +41,6 @@ class Pages:
         languages = [{"code": loc, "name": LANGUAGE_NAMES.get(loc, loc), "current": loc == locale}
                      for loc in self.locales]
         return self.env.get_template(self.find(name, locale)).render(
-            **data, layout=self.find("base.html", locale), lang=locale, languages=languages, here=here,
+            **data, layout=self.find("base.html", locale), part=lambda other: self.find(other, locale),
+            lang=locale, languages=languages, here=here,
             organisation=self.loaded.config.organisation.name, role_names=ROLE_NAMES.get(locale, ROLE_NAMES["en"]))

@@ -60,11 +60,29 @@ def dashboard_data(daemon: Served, now: datetime) -> dict[str, Any]:
         kinds = open_by_channel.get(key, [])
         state = "outage" if "outage" in kinds else (kinds[0] if kinds else (health.get(key) or "not checked"))
         channels.append({"key": key, "name": channel_name(loaded, key, lang), "state": state,
-                         "health": health.get(key)})
+                         "health": health.get(key), **vantage_states(daemon, key, now)})
     situations.sort(key=lambda s: (not s["attention"], s["opened_at"]))
     lingering = [_decorate(loaded, s) for s in view["closed_with_pending_work"]]
     return {"channels": channels, "situations": situations, "lingering": lingering,
             "now_text": staff_time(loaded, now), "refresh_seconds": 30}
+
+
+def vantage_states(daemon: Served, channel: str, now: datetime) -> dict[str, Any]:
+    """What each vantage (a daemon node, a `continuity agent`) last saw of a channel watched from several,
+    as `continuity status` shows it: silent, down, or its own reading; nothing for a channel seen from one."""
+    none: dict[str, Any] = {"vantages": [], "quorum": None}
+    quorum = (getattr(daemon, "quorums", None) or {}).get(channel)
+    if quorum is None:
+        return none
+    seen = quorum.as_dict(now)
+    if len(seen["vantages"]) < 2:
+        return none
+    rows = []
+    for name, v in seen["vantages"].items():
+        state = "silent" if v["silent"] else "down" if v["sees_down"] else (v["status"] or "waiting")
+        rows.append({"name": name, "state": state, "reason": v["reason"] or "",
+                     "at_text": staff_time(daemon.loaded, v["at"])})
+    return {"vantages": rows, "quorum": seen["quorum"]}
 
 
 def situation_data(daemon: Served, situation_id: int, now: datetime) -> dict[str, Any] | None:
@@ -93,12 +111,44 @@ MESSAGES = {
     "en": {"channel": "Choose one of the configured channels.",
            "reason": "Say what is wrong: staff read it in the runbook and the reminders.",
            "long": "At most {max} characters (this has {n}).",
-           "past": "The ETA is in the past: give a later time, or leave it empty."},
+           "past": "The ETA is in the past: give a later time, or leave it empty.",
+           "cause": "Choose one of the prepared causes."},
     "hu": {"channel": "Válasszon a beállított csatornák közül.",
            "reason": "Írja le, mi a hiba: a munkatársak a teendőlistában és az emlékeztetőkben olvassák.",
            "long": "Legfeljebb {max} karakter (ez {n}).",
-           "past": "A várható helyreállás a múltban van: adjon meg későbbi időt, vagy hagyja üresen."},
+           "past": "A várható helyreállás a múltban van: adjon meg későbbi időt, vagy hagyja üresen.",
+           "cause": "Válasszon az előre megírt okok közül."},
+    "sk": {"channel": "Vyberte jeden z nastavených kanálov.",
+           "reason": "Napíšte, čo nefunguje: kolegovia si to prečítajú v postupe aj v pripomienkach.",
+           "long": "Najviac {max} znakov (tento text má {n}).",
+           "past": "Predpokladaný čas obnovenia je v minulosti: zadajte neskorší čas alebo pole nechajte prázdne.",
+           "cause": "Vyberte jednu z pripravených príčin."},
+    "pl": {"channel": "Wybierz jeden ze skonfigurowanych kanałów.",
+           "reason": "Opisz, co nie działa: zespół przeczyta to w instrukcji i w przypomnieniach.",
+           "long": "Najwyżej {max} znaków (ten tekst ma {n}).",
+           "past": "Przewidywany czas przywrócenia jest w przeszłości: podaj późniejszy czas albo zostaw pole puste.",
+           "cause": "Wybierz jedną z przygotowanych przyczyn."},
 }
+
+
+def cause_choices(loaded: LoadedConfig, locale: str) -> list[dict[str, str]]:
+    """The prepared causes (`continuity outage --cause`), each with the sentence customers read, in the
+    console's language."""
+    from continuity.variables import cause_catalog, cause_text
+
+    return [{"key": key, "text": cause_text(loaded, key, locale)} for key in cause_catalog(loaded)]
+
+
+def check_cause(loaded: LoadedConfig, form: dict[str, str], errors: dict[str, str], locale: str = "en"
+                ) -> str | None:
+    """The chosen cause key (None: not given, so an update keeps the one chosen before), or an error."""
+    from continuity.variables import cause_catalog
+
+    cause = form.get("cause", "").strip() or None
+    if cause is not None and cause not in cause_catalog(loaded):
+        errors["cause"] = MESSAGES.get(locale, MESSAGES["en"])["cause"]
+        return None
+    return cause
 
 
 def check_declare(loaded: LoadedConfig, form: dict[str, str], now: datetime, locale: str = "en"
@@ -125,22 +175,25 @@ def check_declare(loaded: LoadedConfig, form: dict[str, str], now: datetime, loc
 
 
 def preview_declare(daemon: Served, channel: str, *, reason: str, eta: datetime | None, by: str,
-                    now: datetime) -> dict[str, Any]:
+                    now: datetime, cause: str | None = None) -> dict[str, Any]:
     """What declaring would send, each text rendered in every locale its audience reads; touches nothing."""
     from continuity.samples import sample_situation
     from continuity.templating import TemplateCatalog
-    from continuity.variables import template_context
+    from continuity.variables import DEFAULT_CAUSE, cause_key, cause_text, template_context
 
     loaded = daemon.loaded
     existing = daemon.store.find_open("outage", channel)
     playbook = loaded.playbook_for(channel)
     catalog = TemplateCatalog(loaded)
+    # Without a choice, an update keeps the cause chosen before (as `continuity outage` does).
+    key = cause or (cause_key(existing) if existing else DEFAULT_CAUSE)
     actions = []
     for group, step in playbook.all_steps():
         if group != "open":
             continue
         at = now + step.after
         sit = sample_situation(channel, now, reason=reason, eta=eta, by=by, playbook=playbook.name)
+        sit.data = {"public_reason": False, "cause": key}
         texts = []
         for locale in catalog.locales_for(step.audience):
             ctx = template_context(loaded, sit, playbook, locale, at, step_id=step.id)
@@ -150,4 +203,6 @@ def preview_declare(daemon: Served, channel: str, *, reason: str, eta: datetime 
                         "to": step.to, "sinks": loaded.targets(step), "texts": texts})
     headline = (f"outage #{existing.id} of {channel} is already open: declaring updates its reason and ETA"
                 if existing else f"a new outage of {channel}")
-    return {"headline": headline, "actions": actions}
+    # The cause as customers read it, in every language they are served in.
+    causes = [{"locale": loc, "text": cause_text(loaded, key, loc)} for loc in loaded.config.organisation.locales]
+    return {"headline": headline, "actions": actions, "cause": key, "causes": causes}

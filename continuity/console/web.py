@@ -38,21 +38,27 @@ class Console(CampaignPages):
         sess, user = self.reader(request)
         if not can(user.role, "declare"):
             return self.html(request, "refused.html", 403, **self.common(sess, user), reason="role")
-        return self.html(request, "declare.html", **self.common(sess, user), **self.declare_fields({}, {}))
+        return self.html(request, "declare.html", **self.common(sess, user),
+                         **self.declare_fields({}, {}, self.locale(request)))
 
-    def declare_fields(self, form: dict[str, str], errors: dict[str, str]) -> dict[str, Any]:
+    def declare_fields(self, form: dict[str, str], errors: dict[str, str], locale: str = "en") -> dict[str, Any]:
+        from continuity.console.views import cause_choices
+
         channels = list(self.daemon.loaded.config.channels)
-        return {"channels": channels, "form": form, "errors": errors, "preview": None}
+        return {"channels": channels, "form": form, "errors": errors, "preview": None,
+                "causes": cause_choices(self.daemon.loaded, locale)}
 
     async def declare(self, request: web.Request) -> web.Response:
         from aiohttp import web
 
-        from continuity.console.views import check_declare
+        from continuity.console.views import check_cause, check_declare
 
         sess, user, form = await self.guard(request, "declare")
         now = self.daemon.clock.now()
-        channel, reason, eta, errors = check_declare(self.daemon.loaded, form, now, self.locale(request))
-        fields = self.declare_fields(form, errors)
+        locale = self.locale(request)
+        channel, reason, eta, errors = check_declare(self.daemon.loaded, form, now, locale)
+        cause = check_cause(self.daemon.loaded, form, errors, locale)
+        fields = self.declare_fields(form, errors, locale)
         if errors:
             return self.html(request, "declare.html", 400, **self.common(sess, user), **fields)
         if form.get("do") == "preview":
@@ -62,13 +68,16 @@ class Console(CampaignPages):
             # daemon's own process would drop its SQLite locks (POSIX locks are per process).
             try:
                 fields["preview"] = preview_declare(self.daemon, channel, reason=reason, eta=eta, by=user.name,
-                                                    now=now)
+                                                    now=now, cause=cause)
             except ContinuityError as exc:
                 fields["errors"] = {"channel": str(exc)}
                 return self.html(request, "declare.html", 400, **self.common(sess, user), **fields)
             return self.html(request, "declare.html", **self.common(sess, user), **fields)
         try:
-            result = self.daemon.engine.open(channel, reason=reason, eta=eta, by=user.name, source="console")
+            # What customers read as the cause: the prepared key; the staff's reason stays with staff.
+            told = {"public_reason": False, **({"cause": cause} if cause else {})}
+            result = self.daemon.engine.open(channel, reason=reason, eta=eta, by=user.name, source="console",
+                                             data=told)
         except ContinuityError as exc:
             fields["errors"] = {"reason": str(exc)}
             return self.html(request, "declare.html", 400, **self.common(sess, user), **fields)
@@ -250,6 +259,7 @@ def add_console_routes(app: web.Application, daemon: Hosted) -> None:
     app.router.add_post(ROOT + "campaigns/{name}/cancel", console.campaign_cancel)
     app.router.add_get(ROOT + "campaigns/{name}/edit", console.campaign_edit_page)
     app.router.add_post(ROOT + "campaigns/{name}/edit", console.campaign_edit)
+    app.router.add_get(ROOT + "campaigns/{name}", console.campaign_show)  # after new, NAME.yaml: first match wins
     app.router.add_get(f"{ROOT}maintenance", console.maintenance)
     app.router.add_post(f"{ROOT}maintenance", console.maintenance_add)
     app.router.add_post(ROOT + "maintenance/{id}/cancel", console.maintenance_cancel)

@@ -200,9 +200,30 @@ async def serve(daemon: Controlled) -> web.AppRunner:
     add_public_routes(app, daemon)  # /banner.json, /banner.js, /status, /status.json, /voice.xml: read-only
     from continuity.console.web import add_console_routes
 
-    add_console_routes(app, daemon)  # /console/: signed-in staff, their roles, CSRF-checked forms
+    # /console/: signed-in staff, their roles, CSRF-checked forms; on `daemon.console.bind` when that is
+    # another address than the daemon's (the console behind the VPN, the status page public).
+    own = daemon.loaded.config.daemon.console.bind
+    apart = own is not None and split_bind(own) != split_bind(daemon.bind)
+    if not apart:
+        add_console_routes(app, daemon)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     host, port = split_bind(daemon.bind)
     await web.TCPSite(runner, host, port).start()
+    if apart and own is not None:
+        console_app = web.Application(client_max_size=limits.API_BODY)
+        add_console_routes(console_app, daemon)
+        console_runner = web.AppRunner(console_app, access_log=None)
+        await console_runner.setup()
+        try:
+            await web.TCPSite(console_runner, *split_bind(own)).start()
+        except OSError:
+            await console_runner.cleanup()
+            await runner.cleanup()
+            raise
+
+        async def stop_console(_app: web.Application) -> None:
+            await console_runner.cleanup()
+
+        app.on_cleanup.append(stop_console)  # the daemon's runner.cleanup() stops both
     return runner
