@@ -1,13 +1,15 @@
 """Three daemons on one PostgreSQL; the leader SIGKILLed at random moments, 20 times, while a peer fails and
-recovers so that outages open, run their steps (mail, webhook, a non-idempotent post) and close. Then the
-ledger against what the servers received: no mail or post twice, nothing forgotten, every uncertain step
-listed by `continuity status`."""
+recovers so that outages open, run their steps (mail, webhook, a non-idempotent post) and close, and while a
+person's `continuity tick` on another machine races the leader for the same rows. Then the ledger against
+what the servers received: no mail or post twice, nothing forgotten, every uncertain step listed by
+`continuity status`."""
 
 from __future__ import annotations
 
 import json
 import random
 import signal
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -34,8 +36,18 @@ def test_sigkill_the_leader_20_times_nothing_twice_nothing_lost(tmp_path: Path, 
     for n in nodes:
         n.start()
     failovers: list[float] = []
+    racing = threading.Event()
+    ticks: list[int] = []
+
+    def tick_again_and_again() -> None:  # the CLI claims due rows beside the leader: never both
+        while not racing.is_set():
+            ticks.append(cli(config, "tick").returncode)
+            time.sleep(0.5)
+
+    ticker = threading.Thread(target=tick_again_and_again, daemon=True)
     try:
         wait_for(lambda: one_leader(nodes), 30, "a first leader")
+        ticker.start()
         wait_for(lambda: all(n.role() is not None for n in nodes), 30, "every node to serve")
         toggled = time.monotonic()
         for kill in range(KILLS):
@@ -49,6 +61,9 @@ def test_sigkill_the_leader_20_times_nothing_twice_nothing_lost(tmp_path: Path, 
             leader.start()  # back as a follower (or the leader again, if it is the first to compete)
             wait_for(lambda: one_leader(nodes), 15, f"a leader after kill {kill + 1}", every=0.05)
             failovers.append(time.monotonic() - killed_at)
+        racing.set()
+        ticker.join(timeout=60)
+        assert ticks and set(ticks) <= {0, 1}, ticks  # 1: a step it ran failed (and is retried), never a crash
         peer.failing = False
         wait_for(lambda: not _rows(store_url, "SELECT id FROM situations WHERE state = 'open'"), 40,
                  "the last outage to close")
@@ -68,6 +83,7 @@ def test_sigkill_the_leader_20_times_nothing_twice_nothing_lost(tmp_path: Path, 
         listed = _uncertain_ids(json.loads(shown.stdout))
         assert uncertain <= listed, (uncertain, listed)
     finally:
+        racing.set()
         for n in nodes:
             if n.running:
                 n.kill(signal.SIGTERM)
