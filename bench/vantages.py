@@ -6,7 +6,8 @@ taking the reports of 50 agents × 20 probes each at 1 s: the daemon's CPU and R
 A real `continuity daemon` process on loopback each time. Part 1 pings POST /api/heartbeat/office every
 0.5 s, stops, and times the outage opening in the ledger (polled every 20 ms); a ping closes it again. Part 2
 posts what 50 agents would (one POST per agent per second, one observation per channel, 20 channels each
-seen from all 50 vantages with quorum 26) from this process, and reads the daemon's CPU and RSS from /proc.
+seen from all 50 vantages with quorum 26) from this process, and reads the daemon's CPU and RSS from /proc,
+against the same daemon's first 5 s with no agent reporting (the baseline of the same run).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token"
+IDLE_SECONDS = 5
 
 
 def free_port() -> int:
@@ -169,11 +171,15 @@ daemon: {{bind: 127.0.0.1:PORT, vantage: central}}
         proc, port = start_daemon(workdir, config)
         try:
             time.sleep(2)
+            # The baseline, same daemon, same run: its own probe cycles with no agent reporting.
+            cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+            time.sleep(IDLE_SECONDS)
+            idle = (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
             cpu0, t0, rss0 = cpu_seconds(proc.pid), time.monotonic(), rss_mb(proc.pid)
             lat = asyncio.run(agents_load(port, agents, probes, seconds))
             cpu = (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
             opened = sqlite3.connect(workdir / "continuity.db").execute("SELECT COUNT(*) FROM situations").fetchone()
-            return {"cpu_share": cpu, "rss_mb_before": rss0, "rss_mb_after": rss_mb(proc.pid),
+            return {"cpu_share": cpu, "cpu_idle": idle, "rss_mb_before": rss0, "rss_mb_after": rss_mb(proc.pid),
                     "posts": len(lat), "post_p50_ms": statistics.median(lat) * 1000,
                     "post_p99_ms": sorted(lat)[int(len(lat) * 0.99)] * 1000, "situations": opened[0]}
         finally:
@@ -195,7 +201,8 @@ def main() -> None:
           f"{args.max_silence}s: worst {worst / args.max_silence:.2f}× (goal ≤ 1.2×)")
     result = load(args.agents, args.probes, args.seconds)
     print(f"{args.agents} agents × {args.probes} probes at 1 s for {args.seconds}s: daemon CPU "
-          f"{result['cpu_share'] * 100:.1f}% of a core, RSS {result['rss_mb_before']:.0f} → "
+          f"{result['cpu_share'] * 100:.1f}% of a core (idle, no agent: {result['cpu_idle'] * 100:.1f}%), "
+          f"RSS {result['rss_mb_before']:.0f} → "
           f"{result['rss_mb_after']:.0f} MB, {result['posts']:.0f} posts, p50 {result['post_p50_ms']:.1f} ms, "
           f"p99 {result['post_p99_ms']:.1f} ms, situations opened {result['situations']:.0f}")
 
