@@ -101,14 +101,10 @@ def cluster_view(store: Store) -> ClusterView:
 
     if not is_postgres_url(str(getattr(store, "url", ""))):
         return ClusterView(False, None, None, None, None, [])
-    from continuity.store.pg_cluster import db_now, read_lease, read_nodes
-
-    conn = store.conn  # type: ignore[attr-defined]
-    now = db_now(conn)
-    lease = read_lease(conn)
+    lease, rows, now = store.cluster_state()  # type: ignore[attr-defined]
     leader = lease.leader if lease is not None and lease.held else None
     nodes = [NodeView(n.name, n.vantage, n.version, n.started_at, n.last_seen, n.name == leader,
-                      now - n.last_seen <= GONE_AFTER) for n in read_nodes(conn)]
+                      now - n.last_seen <= GONE_AFTER) for n in rows]
     return ClusterView(True, leader, lease.epoch if lease else None, lease.since if lease and leader else None,
                        lease.renewed_at if lease and leader else None, nodes)
 

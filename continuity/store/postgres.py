@@ -28,7 +28,7 @@ from psycopg.rows import dict_row
 from continuity.errors import Fenced, OperationFailed, StoreBusy, StoreUnavailable
 from continuity.store.pg_autoreply import AutoreplyPg
 from continuity.store.pg_campaigns import CampaignPg
-from continuity.store.pg_cluster import LOST, Fence, fence_epoch
+from continuity.store.pg_cluster import LOST, Fence, LeaseRow, NodeRow, db_now, fence_epoch, read_lease, read_nodes
 from continuity.store.pg_schema import MIGRATIONS, VERSION_TABLE
 from continuity.store.pg_url import label, safe_url
 from continuity.store.pg_users import UserPg
@@ -217,6 +217,11 @@ class PostgresStore(AutoreplyPg, CampaignPg, UserPg):
     def _unavailable(self, exc: BaseException) -> StoreUnavailable:
         return StoreUnavailable(f"the store {self.label} is unreachable: {_first_line(exc)}; nothing more was "
                                 "recorded, and the operation can run again once it is back")
+
+    def cluster_state(self) -> tuple[LeaseRow | None, list[NodeRow], datetime]:
+        """The lease, the nodes and the database's clock now (every node's row is written by that clock)."""
+        conn = self.conn
+        return read_lease(conn), read_nodes(conn), db_now(conn)
 
     @contextmanager
     def rolled_back(self) -> Iterator[None]:
