@@ -216,14 +216,14 @@ def status_data(loaded: LoadedConfig, store: SqliteStore, health: Mapping[str, s
     from continuity.public.uptime import CACHE
 
     data = build_status(loaded, public_situations(loaded, store, now), store.events_for, health, now, locale)
-    keys, tz = [c["key"] for c in data["channels"]], loaded.config.organisation.timezone
-    days = CACHE.uptime(store, keys, tz, now)
+    past = CACHE.for_page(loaded, store, [c["key"] for c in data["channels"]], now, locale,
+                          lambda sit: situation_name(loaded, sit, locale))
     for ch in data["channels"]:
-        ch["uptime"] = days[ch["key"]]
-    first = CACHE.first_opened_at(store, keys, tz, now)
-    data["history_from"] = first.isoformat() if first else None
-    data["incidents"] = CACHE.incidents(loaded, store, keys, now, locale, lambda sit: situation_name(loaded, sit,
-                                                                                                   locale))
+        ch["uptime"] = past["uptime"][ch["key"]]
+    first = past["history_from"]
+    data["history_from"] = first.isoformat() if first else None  # days before it: no data
+    data["history_version"] = past["history_version"]  # changes when the days before today do
+    data["incidents"] = past["incidents"]
     return data
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -23,7 +24,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from continuity.history import UPTIME_DAYS, daily_of, day_bounds, with_percent
+from continuity.history import UPTIME_DAYS, daily_of, day_bounds
 from continuity.store.records import EventRecord, SituationRecord
 from continuity.variables import cause_key, cause_text, human_datetime, human_duration
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 UPTIME_TEMPLATE = "public/uptime.html"
 INCIDENT_DAYS = 14
+INCIDENTS_SHOWN = 20  # the newest; a page listing hundreds helps nobody (the monthly report has them all)
 # Situations customers read about afterwards: outages, degraded channels and maintenance, never a surge (a
 # campaign's, which the page names by its title only while it runs).
 _INCIDENT_KINDS = ("outage", "degraded", "maintenance")
@@ -45,8 +47,10 @@ class _Past:
     days: dict[str, list[dict[str, Any]]]  # first .. yesterday, per channel
     today: list[SituationRecord]  # open, or closed today: what today's figures are counted from
     first_at: datetime | None
-    closed: list[tuple[SituationRecord, list[EventRecord]]]  # incidents closed since 14 days before today
-    shown: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # `closed` localised, per locale
+    closed: list[SituationRecord]  # incidents closed since 14 days before today, newest first
+    shown: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # (locale, id) ─► localised
+    down: dict[str, int] = field(default_factory=dict)  # seconds down before today, per channel
+    version: str = ""  # names this reckoning of the past days, for the rendered section's cache
 
 
 class UptimeCache:
@@ -77,37 +81,53 @@ class UptimeCache:
                          and s.closed_at is not None and s.closed_at >= recent_from),
                         key=lambda s: (s.closed_at, s.id), reverse=True)
         kept = _Past(mark, past, [s for s in sits if s.closed_at is None or s.closed_at >= start_today],
-                     store.first_opened_at(), [(s, store.events_for(s.id)) for s in closed])
+                     store.first_opened_at(), closed, down={c: sum(d["down_seconds"] for d in past[c])
+                                                            for c in channels},
+                     version=hashlib.sha256(repr((key, mark)).encode()).hexdigest()[:16])
         with self._lock:
             if len(self._kept) >= _KEPT:
                 self._kept.clear()
             self._kept[key] = kept
         return kept
 
+    def for_page(self, loaded: LoadedConfig, store: Store, channels: Sequence[str], now: datetime, locale: str,
+                 name: Callable[[SituationRecord], str]) -> dict[str, Any]:
+        """All the status page shows of the past, from one reckoning (one look at the ledger mark): `uptime`
+        per channel, `history_from` (the first situation's time), `history_version` and `incidents`."""
+        tz = loaded.config.organisation.timezone
+        past = self._past(store, channels, tz, now, UPTIME_DAYS)
+        return {"uptime": self._uptime(past, channels, tz, now, UPTIME_DAYS), "history_from": past.first_at,
+                "history_version": past.version, "incidents": self._incidents(past, loaded, store, now, locale,
+                                                                               name)}
+
     def uptime(self, store: Store, channels: Sequence[str], tz: str, now: datetime,
                days: int = UPTIME_DAYS) -> dict[str, dict[str, Any]]:
         """Per channel {"percent", "days"}, exactly as `history.uptime(store, channels, tz, now, days)`."""
+        return self._uptime(self._past(store, channels, tz, now, days), channels, tz, now, days)
+
+    def _uptime(self, past: _Past, channels: Sequence[str], tz: str, now: datetime,
+                days: int) -> dict[str, dict[str, Any]]:
         today = now.astimezone(ZoneInfo(tz)).date()
-        past = self._past(store, channels, tz, now, days)
         todays = daily_of(past.today, channels, tz, today, today, now)
-        rows = {c: [*past.days[c], *todays[c]] for c in channels}
-        return with_percent(rows, tz, today - timedelta(days=days - 1), now)
+        period = (now - day_bounds(today - timedelta(days=days - 1), tz)[0]).total_seconds()
+        out = {}
+        for c in channels:
+            down = past.down[c] + todays[c][0]["down_seconds"]
+            out[c] = {"percent": round(100 * (1 - down / period), 2) if period > 0 else 100.0,
+                      "days": [*past.days[c], *todays[c]]}
+        return out  # as history.with_percent computes it, without adding up 89 days again
 
-    def first_opened_at(self, store: Store, channels: Sequence[str], tz: str, now: datetime,
-                        days: int = UPTIME_DAYS) -> datetime | None:
-        return self._past(store, channels, tz, now, days).first_at
-
-    def incidents(self, loaded: LoadedConfig, store: Store, channels: Sequence[str], now: datetime, locale: str,
-                  name: Callable[[SituationRecord], str]) -> list[dict[str, Any]]:
-        """Outages, degraded channels and maintenance of `channels` closed in the last 14 days, newest first,
-        with their public timelines, in `locale` (see `incidents`)."""
-        past = self._past(store, channels, loaded.config.organisation.timezone, now, UPTIME_DAYS)
-        shown = past.shown.get(locale)
-        if shown is None:
-            shown = past.shown[locale] = incidents(loaded, past.closed, locale, name)
+    def _incidents(self, past: _Past, loaded: LoadedConfig, store: Store, now: datetime, locale: str,
+                   name: Callable[[SituationRecord], str]) -> list[dict[str, Any]]:
+        """Outages, degraded channels and maintenance closed in the last 14 days (the newest 20), newest first,
+        with their public timelines, in `locale`; each localised once per reckoning."""
         since = now - timedelta(days=INCIDENT_DAYS)
-        return [i for (sit, _), i in zip(past.closed, shown, strict=True)
-                if sit.closed_at is not None and since <= sit.closed_at <= now]
+        chosen = [sit for sit in past.closed
+                  if sit.closed_at is not None and since <= sit.closed_at <= now][:INCIDENTS_SHOWN]
+        todo = [(sit, store.events_for(sit.id)) for sit in chosen if (locale, sit.id) not in past.shown]
+        for (sit, _), shown in zip(todo, incidents(loaded, todo, locale, name), strict=True):
+            past.shown[(locale, sit.id)] = shown
+        return [past.shown[(locale, sit.id)] for sit in chosen]
 
 
 # One per process: keyed by the store's path, checked against the ledger mark at every request.
@@ -236,12 +256,16 @@ class HistoryPart:
         if rel is None:
             return "", ""
         chans = [c for c in data["channels"] if "uptime" in c]
-        key = (rel, locale, data.get("history_from"),
-               tuple((c["key"], c["name"], c["uptime"]["percent"], c["uptime"]["days"][0]["date"] if
-                      c["uptime"]["days"] else None,
-                      tuple((-(-d["down_seconds"] // 60), -(-d["maintenance_seconds"] // 60))
-                            for d in c["uptime"]["days"])) for c in chans),
+        # The days before today are named by `history_version`; of today, only its whole minutes can change.
+        key = (rel, locale, data.get("history_from"), data.get("history_version"),
+               tuple((c["key"], c["name"], c["uptime"]["percent"], len(c["uptime"]["days"]),
+                      -(-c["uptime"]["days"][-1]["down_seconds"] // 60) if c["uptime"]["days"] else 0,
+                      -(-c["uptime"]["days"][-1]["maintenance_seconds"] // 60) if c["uptime"]["days"] else 0)
+                     for c in chans),
                tuple((i["id"], i["closed_at"], len(i["updates"])) for i in data.get("incidents", [])))
+        if data.get("history_version") is None:  # no name for the past (sample data): key on every day
+            key += (tuple(tuple((d["down_seconds"], d["maintenance_seconds"]) for d in c["uptime"]["days"])
+                          for c in chans),)
         with self._lock:
             hit = self._kept.get(key)
         if hit is not None:
