@@ -134,9 +134,11 @@ def rows(form: Mapping[str, str], kind: str) -> list[Row]:
 
 
 def shown_rows(form: Mapping[str, str], kind: str, *, add: bool = False) -> list[Row]:
-    """The rows to show: the filled ones, renumbered, then the empty ones (one more after "Add")."""
-    keep = [r for r in rows(form, kind) if _filled(r)]
-    blank = EMPTY_ROWS + (1 if add else 0)
+    """The rows to show: the filled ones, renumbered, then the empty ones: one, or after "Add" one more than
+    the form had."""
+    found = rows(form, kind)
+    keep = [r for r in found if _filled(r)]
+    blank = len(found) - len(keep) + 1 if add else EMPTY_ROWS
     out = [Row(i, r.values) for i, r in enumerate(keep)]
     return out + [Row(len(out) + i) for i in range(blank)]
 

@@ -204,26 +204,23 @@ async def serve(daemon: Controlled) -> web.AppRunner:
     # another address than the daemon's (the console behind the VPN, the status page public).
     own = daemon.loaded.config.daemon.console.bind
     apart = own is not None and split_bind(own) != split_bind(daemon.bind)
-    if not apart:
-        add_console_routes(app, daemon)
+    console_app = web.Application(client_max_size=limits.API_BODY) if apart else app
+    add_console_routes(console_app, daemon)
+    console_runner = web.AppRunner(console_app, access_log=None)
+    if apart:
+        async def stop_console(_app: web.Application) -> None:
+            await console_runner.cleanup()
+
+        app.on_cleanup.append(stop_console)  # the daemon's runner.cleanup() stops both
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     host, port = split_bind(daemon.bind)
     await web.TCPSite(runner, host, port).start()
     if apart and own is not None:
-        console_app = web.Application(client_max_size=limits.API_BODY)
-        add_console_routes(console_app, daemon)
-        console_runner = web.AppRunner(console_app, access_log=None)
         await console_runner.setup()
         try:
             await web.TCPSite(console_runner, *split_bind(own)).start()
         except OSError:
-            await console_runner.cleanup()
             await runner.cleanup()
             raise
-
-        async def stop_console(_app: web.Application) -> None:
-            await console_runner.cleanup()
-
-        app.on_cleanup.append(stop_console)  # the daemon's runner.cleanup() stops both
     return runner
