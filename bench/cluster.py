@@ -1,0 +1,220 @@
+"""A cluster of daemons on one PostgreSQL store, in one run: the failover time after a SIGKILL of the leader,
+the ledger's cost per step on PostgreSQL against SQLite, and what a second node costs on 1,000 probes a cycle.
+
+    python bench/cluster.py [--kills 10] [--steps 300] [--rounds 3] [--probe-seconds 30]
+
+1. Failover: two `continuity daemon --node` processes (tests/cluster/kit.py's Node) on a fresh database; the
+   leader is SIGKILLed, started again at once (it comes back as a follower), and the time from the kill until
+   the survivor's /healthz says "leader" is taken; median and max of `--kills` (goal: median <= 5 s).
+2. Ledger: bench/ledger_overhead.py's engine part (an outage whose playbook has N immediate steps: plan into
+   the ledger, claim, render, apply to the outbox, record) on a new SQLite file and on a fresh PostgreSQL
+   database, interleaved `--rounds` times; ms per step (median) for each and the ratio PG/SQLite, next to the
+   same steps rendered straight to the sink with no ledger.
+3. Probes: 20 channels x 50 http probes every 5 s against bench/probe_fanout.py's aiohttp server (a process of
+   its own, not counted); one node alone, then two, each for `--probe-seconds`; CPU % of each daemon from
+   /proc/PID/stat (utime+stime) and its RSS, and the ratio leader-with-a-follower / leader-alone.
+
+PostgreSQL is tests/store/pgserver.py's private server (initdb/pg_ctl in a temporary folder, as the postgres
+user when run as root; fsync and synchronous_commit off, as in the tests), stopped when the bench exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import ledger_overhead  # noqa: E402 (bench/ is this script's folder, first on sys.path)
+import probe_fanout  # noqa: E402
+
+from tests.cluster.kit import Hooks, Node, Peer, write_config  # noqa: E402
+from tests.crashkit import free_port, wait_for  # noqa: E402
+from tests.store.pgserver import drop_database, fresh_database, server  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+CHANNELS, PER_CHANNEL, EVERY = 20, 50, "5s"
+
+
+def leaders(nodes: list[Node]) -> list[Node]:
+    return [n for n in nodes if n.running and n.role() == "leader"]
+
+
+def failover(workdir: Path, kills: int) -> None:
+    url = fresh_database()
+    peer, hooks = Peer(), Hooks()
+    config = write_config(workdir, url, peer.port, free_port(), hooks.port)
+    nodes = [Node(config, "alpha"), Node(config, "beta")]
+    rng = random.Random(13)
+    times: list[float] = []
+    by_survivor = 0
+    try:
+        for n in nodes:
+            n.start()
+        wait_for(lambda: len(leaders(nodes)) == 1, 30, "a first leader")
+        for kill in range(kills):
+            wait_for(lambda: all(n.role() in ("leader", "follower") for n in nodes), 30,
+                     f"both nodes serving before kill {kill + 1}")
+            time.sleep(rng.uniform(0.3, 1.5))  # kills at different moments of the followers' 1 s poll
+            (leader,) = wait_for(lambda: leaders(nodes), 20, f"a leader before kill {kill + 1}")
+            survivor = next(n for n in nodes if n is not leader)
+            leader.kill(signal.SIGKILL)
+            killed = time.monotonic()
+            leader.start()  # back at once, as a follower unless it is first to the lock
+            new = wait_for(lambda: leaders(nodes), 20, f"a leader after kill {kill + 1}", every=0.02)
+            times.append(time.monotonic() - killed)
+            by_survivor += new[0] is survivor
+    finally:
+        for n in nodes:
+            if n.running:
+                n.kill(signal.SIGTERM)
+        peer.close()
+        hooks.close()
+        drop_database(url)
+    median = statistics.median(times)
+    print(f"failover after SIGKILL of the leader, 2 nodes, {len(times)} kills: median {median:.2f} s, "
+          f"max {max(times):.2f} s (goal: median <= 5 s: {'MET' if median <= 5 else 'NOT MET'})")
+    print(f"  per kill (s): {' '.join(f'{t:.2f}' for t in times)}; the survivor took over {by_survivor}"
+          f"/{len(times)} times (else the restarted node won the lock first)")
+
+
+def ledger(workdir: Path, steps: int, rounds: int) -> None:
+    warm = workdir / "warm"
+    warm.mkdir()
+    ledger_overhead.through_engine(ledger_overhead.setup(warm, 1), db="warm.db")  # compiles the templates once
+    per: dict[str, list[float]] = {"sqlite": [], "postgresql": []}
+    ran = 0
+    for r in range(rounds):
+        for kind in ("sqlite", "postgresql") if r % 2 == 0 else ("postgresql", "sqlite"):
+            folder = workdir / f"{kind}-{r}"
+            folder.mkdir()
+            url = fresh_database() if kind == "postgresql" else None
+            try:
+                seconds, ran = ledger_overhead.through_engine(ledger_overhead.setup(folder, steps), store_url=url)
+            finally:
+                if url:
+                    drop_database(url)
+            per[kind].append(seconds / ran * 1000)
+    folder = workdir / "direct"
+    folder.mkdir()
+    direct_ms = ledger_overhead.direct(ledger_overhead.setup(folder, steps), ran) / ran * 1000
+    sq, pg = statistics.median(per["sqlite"]), statistics.median(per["postgresql"])
+    print(f"ledger per step, {ran} steps through the engine, median of {rounds} (interleaved):")
+    print(f"  sqlite file:        {sq:6.2f} ms/step  (runs: {' '.join(f'{x:.2f}' for x in per['sqlite'])})")
+    print(f"  postgresql (local): {pg:6.2f} ms/step  (runs: {' '.join(f'{x:.2f}' for x in per['postgresql'])})")
+    print(f"  straight to the sink, no ledger: {direct_ms:.2f} ms/step")
+    print(f"ratio postgresql/sqlite per step: {pg / sq:.2f}")
+
+
+def probe_config(workdir: Path, url: str, base_url: str) -> Path:
+    lines = ["organisation: {name: Cluster bench, default_locale: en, locales: [en]}",
+             f"store: {{url: \"{url}\"}}", "channels:"]
+    for c in range(CHANNELS):
+        lines += [f"  c{c:02d}:", "    health:", f"      every: {EVERY}", "      probes:"]
+        lines += [f"        - {{type: http, url: \"{base_url}/c{c:02d}/p{p:02d}\", timeout: 10s}}"
+                  for p in range(PER_CHANNEL)]
+    path = workdir / "continuity.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime (fields 14 and 15 of proc(5))
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def server_cpu(base_url: str) -> float:
+    with urllib.request.urlopen(base_url + "/_cpu", timeout=10) as r:
+        return float(r.read())
+
+
+def sample(nodes: list[Node], seconds: float, base_url: str) -> dict[str, tuple[float, float]]:
+    """CPU % (of one core) over `seconds` and RSS at the end, per node; "server": the probed server's CPU %
+    (it doubles when a follower probes too)."""
+    pids = {n.name: n.proc.pid for n in nodes if n.proc is not None}
+    c0, s0, w0 = {k: cpu_seconds(p) for k, p in pids.items()}, server_cpu(base_url), time.monotonic()
+    time.sleep(seconds)
+    wall = time.monotonic() - w0
+    out = {k: ((cpu_seconds(p) - c0[k]) / wall * 100, rss_mb(p)) for k, p in pids.items()}
+    out["server"] = ((server_cpu(base_url) - s0) / wall * 100, 0.0)
+    return out
+
+
+def probes(workdir: Path, seconds: float) -> None:
+    srv, base_url = probe_fanout.start_server()
+    url = fresh_database()
+    config = probe_config(workdir, url, base_url)
+    alpha, beta = Node(config, "alpha"), Node(config, "beta")
+    try:
+        alpha.start()
+        wait_for(lambda: alpha.role() == "leader", 60, "the first node to lead")
+        time.sleep(6)  # a first cycle (connections opened, imports done) before counting
+        alone = sample([alpha], seconds, base_url)
+        beta.start()
+        wait_for(lambda: beta.role() == "follower", 60, "the second node to follow")
+        time.sleep(6)
+        both = sample([alpha, beta], seconds, base_url)
+        assert alpha.role() == "leader", "the leader changed during the bench"
+    finally:
+        for n in (alpha, beta):
+            if n.running:
+                n.kill(signal.SIGTERM)
+        srv.terminate()
+        srv.wait(10)
+        drop_database(url)
+    total = CHANNELS * PER_CHANNEL
+    print(f"probes: {CHANNELS} channels x {PER_CHANNEL} = {total} http probes every {EVERY}, "
+          f"{seconds:.0f} s per phase (CPU % of one core)")
+    print(f"  1 node:  leader   CPU {alone['alpha'][0]:5.1f} %  RSS {alone['alpha'][1]:6.1f} MB")
+    print(f"  2 nodes: leader   CPU {both['alpha'][0]:5.1f} %  RSS {both['alpha'][1]:6.1f} MB")
+    print(f"  2 nodes: follower CPU {both['beta'][0]:5.1f} %  RSS {both['beta'][1]:6.1f} MB")
+    print(f"  probed server CPU: {alone['server'][0]:.1f} % with 1 node, {both['server'][0]:.1f} % with 2")
+    print(f"ratio leader CPU with a follower / alone: {both['alpha'][0] / alone['alpha'][0]:.2f}; "
+          f"two nodes' CPU / one node's: {(both['alpha'][0] + both['beta'][0]) / alone['alpha'][0]:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kills", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=300, help="extra immediate steps of the ledger's outage")
+    parser.add_argument("--rounds", type=int, default=3, help="ledger runs per store, interleaved")
+    parser.add_argument("--probe-seconds", type=float, default=30)
+    args = parser.parse_args()
+    started = time.monotonic()
+    srv = server()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; PostgreSQL on 127.0.0.1:{srv.port} "
+          f"({srv.bindir.parent.name}, fsync off)")
+    tmp = Path(tempfile.mkdtemp(prefix="continuity-bench-cluster-"))
+    try:
+        for name, part in (("failover", lambda d: failover(d, args.kills)),
+                           ("ledger", lambda d: ledger(d, args.steps, args.rounds)),
+                           ("probes", lambda d: probes(d, args.probe_seconds))):
+            folder = tmp / name
+            folder.mkdir()
+            part(folder)
+            sys.stdout.flush()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"bench time: {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
