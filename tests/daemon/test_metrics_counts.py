@@ -82,7 +82,8 @@ def test_steps_and_open_situations_are_counted_exactly(daemon: Daemon) -> None:
     assert ran == [("customer-notice", "outbox", "done"), ("email-autoreply", "outbox", "done"),
                    ("staff-runbook", "outbox", "done"), ("staff-runbook", "team_hook", "failed")]
     assert steps_total(daemon) == {"done": 3.0, "failed": 1.0}
-    assert situations_open(daemon) == {"outage": 1.0, "surge": 0.0, "maintenance": 0.0, "degraded": 0.0}
+    assert situations_open(daemon) == {"outage": 1.0, "surge": 0.0, "maintenance": 0.0, "degraded": 0.0,
+                                       "monitoring": 0.0}
 
     # A second situation of the same kind counts twice.
     daemon.engine.open("email", reason="mail server down", by="tester")
@@ -116,14 +117,16 @@ def test_steps_and_open_situations_are_counted_exactly(daemon: Daemon) -> None:
         ("social-resolved", "outbox", "done"), ("staff-resolved", "outbox", "done"),
         ("staff-resolved", "team_hook", "failed"), ("website-banner", "website", "done")]  # switched off
     assert steps_total(daemon) == {"done": 13.0, "failed": 5.0, "late": 3.0}
-    assert situations_open(daemon) == {"outage": 1.0, "surge": 0.0, "maintenance": 0.0, "degraded": 0.0}
+    assert situations_open(daemon) == {"outage": 1.0, "surge": 0.0, "maintenance": 0.0, "degraded": 0.0,
+                                       "monitoring": 0.0}
 
     daemon.engine.close("email", by="tester")
     assert run_steps(daemon) == [
         ("customer-notice", "outbox", "done"), ("staff-resolved", "outbox", "done"),
         ("staff-resolved", "team_hook", "failed"), ("website-banner", "website", "done")]
     assert steps_total(daemon) == {"done": 16.0, "failed": 6.0, "late": 3.0}
-    assert situations_open(daemon) == {"outage": 0.0, "surge": 0.0, "maintenance": 0.0, "degraded": 0.0}
+    assert situations_open(daemon) == {"outage": 0.0, "surge": 0.0, "maintenance": 0.0, "degraded": 0.0,
+                                       "monitoring": 0.0}
     assert daemon.store.open_situations() == []
 
 
@@ -138,10 +141,13 @@ def test_a_maintenance_window_counts_under_its_own_kind(daemon: Daemon) -> None:
     run_steps(daemon)
     kinds = sorted(s.kind for s in daemon.store.open_situations())
     assert kinds == ["maintenance", "outage"]
-    assert situations_open(daemon) == {"outage": 1.0, "surge": 0.0, "maintenance": 1.0, "degraded": 0.0}
+    assert situations_open(daemon) == {"outage": 1.0, "surge": 0.0, "maintenance": 1.0, "degraded": 0.0,
+                                       "monitoring": 0.0}
     daemon.engine.close("phone", by="tester")
     run_steps(daemon)
-    assert situations_open(daemon) == {"outage": 0.0, "surge": 0.0, "maintenance": 1.0, "degraded": 0.0}
+    assert situations_open(daemon) == {"outage": 0.0, "surge": 0.0, "maintenance": 1.0, "degraded": 0.0,
+                                       "monitoring": 0.0}
     advance(daemon, timedelta(hours=1))
     run_steps(daemon)
-    assert situations_open(daemon) == {"outage": 0.0, "surge": 0.0, "maintenance": 0.0, "degraded": 0.0}
+    assert situations_open(daemon) == {"outage": 0.0, "surge": 0.0, "maintenance": 0.0, "degraded": 0.0,
+                                       "monitoring": 0.0}
