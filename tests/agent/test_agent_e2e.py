@@ -89,6 +89,8 @@ def test_the_office_agent_killed_opens_the_internet_outage_and_its_return_closes
     assert site.open_outages() == {"chat", "internet"}
     assert ("vantage:office", "monitoring", "open") in site.situations()
     assert "Monitoring degraded: vantage office silent" in notes[0].read_text(encoding="utf-8")
+    public = get(site.http_port, "/status.json", token=None)
+    assert public is not None and public[0] == 200 and "vantage" not in json.dumps(public[1])  # staff's only
 
     # A restart while the office stays silent tells nobody again: the monitoring situation is in the store.
     assert site.daemon.stop() == 0
