@@ -11,7 +11,7 @@ through the store's own methods. Then:
    rendered without the uptime section at /status-without-uptime; a client keeping C requests in flight
    asks each R times. The ratio of the two rates is the cost of the 90 days (goal: at least 0.8).
 
-    python bench/history.py [--situations 10000] [--steps 10] [--requests 2000] [--concurrency 20]
+    python bench/history.py [--situations 10000] [--steps 10] [--requests 2000] [--concurrency 20] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -144,6 +144,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--serve", nargs=3, metavar=("CONFIG", "PORT", "NOW"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
@@ -163,10 +164,13 @@ def main() -> None:
         last = (now.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
         cli = [sys.executable, "-m", "continuity", "--config", str(config), "report", "--month", last]
         for fmt in ("md", "json", "html"):
-            t0 = time.perf_counter()
-            subprocess.run([*cli, "--format", fmt], cwd=work, env=env, check=True, capture_output=True)
-            print(f"continuity report --month {last} --format {fmt:<4} (real process): "
-                  f"{time.perf_counter() - t0:.2f} s  (goal < 2 s)")
+            took = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                subprocess.run([*cli, "--format", fmt], cwd=work, env=env, check=True, capture_output=True)
+                took.append(time.perf_counter() - t0)
+            print(f"continuity report --month {last} --format {fmt:<4} (real process, best of 3): "
+                  f"{min(took):.2f} s  (goal < 2 s; all: {', '.join(f'{t:.2f}' for t in took)})")
         from continuity.config.loader import load_config
         from continuity.history import month_period, period_report
         from continuity.store import open_store
@@ -194,12 +198,13 @@ def main() -> None:
             urllib.request.urlopen(base + "/status", timeout=30).close()  # the first counts the 90 days
             print(f"{args.requests} requests per route, {args.concurrency} in flight, server pid {server.pid}")
             rates = {}
-            for path in ("/status-without-uptime", "/status", "/status-without-uptime", "/status"):
+            for path in ("/status-without-uptime", "/status") * args.rounds:
                 rate, size, statuses = asyncio.run(hammer(base + path, args.requests, args.concurrency))
                 rates.setdefault(path, []).append(rate)
                 print(f"{path:<24} {rate:8.0f} req/s {size:8d} bytes {sorted(statuses)}")
             ratio = max(rates["/status"]) / max(rates["/status-without-uptime"])
-            print(f"/status with the 90 days / without (best of two each): {ratio:.2f}x  (goal >= 0.8x)")
+            print(f"/status with the 90 days / without (best of {args.rounds} each, taken in turns): {ratio:.2f}x"
+                  "  (goal >= 0.8x)")
         finally:
             server.terminate()
             server.wait(15)

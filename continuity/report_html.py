@@ -68,11 +68,12 @@ def timeline_chart(spans: list[dict[str, Any]], start: datetime, end: datetime, 
     import pygal
 
     width = max((end - start).total_seconds() / scale, 1.0)
+    # pygal draws labelled axes only around a series: a period without outages gets its "no data" text
+    axes: dict[str, Any] = {"x_labels": ticks, "x_value_formatter": tick_label,
+                            "y_labels": [{"label": r, "value": i} for i, r in enumerate(rows)]} if spans else {}
     chart = pygal.XY(_style(height=max(180, 80 + 46 * len(rows)), width=900, allow_interruptions=True,
-                            dots_size=4, legend_at_bottom=True,
-                            range=(-0.5, len(rows) - 0.5), xrange=(0, width), x_labels=ticks,
-                            x_value_formatter=tick_label, y_labels=[{"label": r, "value": i}
-                                                                    for i, r in enumerate(rows)]))
+                            dots_size=4, legend_at_bottom=True, no_data_text="—",
+                            range=(-0.5, len(rows) - 0.5), xrange=(0, width), **axes))
     by_row: dict[int, list[Any]] = {}
     for span in spans:
         y = rows.index(span["row"])

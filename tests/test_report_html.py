@@ -12,7 +12,7 @@ from pathlib import Path
 
 from continuity.config.loader import load_config
 from continuity.store import open_store
-from tests.conftest import RunCli
+from tests.conftest import Configure, RunCli
 from tests.test_history import by_channel, local, month, outage
 
 
@@ -82,7 +82,7 @@ def test_the_month_as_one_self_contained_page_with_its_charts(cli: RunCli) -> No
     assert_self_contained(proc.stdout, page)
     assert set(page.svg_parts) == {"chart-downtime", "chart-timeline"}
     for chart in page.svg_parts.values():
-        assert chart[0] == "svg" and ("path" in chart or "rect" in chart)
+        assert chart[:2] == ["figcaption", "svg"] and ("path" in chart or "rect" in chart)
     text = " ".join(" ".join(page.text).split())
     # the staff language of the shipped config is English; one bar per day, labelled by the day of the month
     assert "phone line 1 1 hour 30 minutes 99.792 % 1 hour 30 minutes" in text
@@ -93,6 +93,21 @@ def test_the_month_as_one_self_contained_page_with_its_charts(cli: RunCli) -> No
     assert "<desc class=\"value\">90</desc>" in downtime and "<desc class=\"value\">30</desc>" in downtime
     timeline = proc.stdout.split('id="chart-timeline"')[1].split("</figure>")[0]
     assert "#1 2026-11-10 10:00" in timeline and "#2 2026-11-20 14:00" in timeline
+    # a month without outages still has its (empty) charts
+    quiet = cli("report", "--month", "2026-10", "--format", "html", now=local("2026-12-07T09:00"))
+    assert quiet.returncode == 0, quiet.stderr
+    assert set(parsed(quiet.stdout).svg_parts) == {"chart-downtime", "chart-timeline"}
+    assert "No outages in this period." in quiet.stdout
+
+
+def test_the_page_speaks_the_staff_language(cli: RunCli, configure: Configure) -> None:
+    configure(lambda cfg: cfg["organisation"].update(staff_locale="hu"))
+    november(cli)
+    proc = cli("report", "--month", "2026-11", "--format", "html", now=local("2026-12-07T09:00"))
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(" ".join(parsed(proc.stdout).text).split())
+    assert '<html lang="hu">' in proc.stdout and "Kiesés percben naponként" in text
+    assert "1 óra 30 perc 99,792 %" in text and "1 óra átlagos helyreállítási idő (MTTR)" in text
 
 
 def test_one_situation_as_a_post_incident_page_and_its_text_in_local_time(cli: RunCli) -> None:
