@@ -179,6 +179,13 @@ def monitoring_back(engine: Engine, vantage: str, why: str = "reports again") ->
     return closed.situation.id if closed.closed and closed.situation is not None else None
 
 
+def monitoring_forgotten(engine: Engine, watched: set[str]) -> list[int]:
+    """Close the monitoring situations of vantages no channel names any more (the config changed while one
+    was silent): nothing would ever close them otherwise. Returns the closed situations' ids."""
+    return [sid for name in sorted(silent_vantages(engine.store) - watched)
+            if (sid := monitoring_back(engine, name, "is no longer a vantage of any channel")) is not None]
+
+
 def silent_vantages(store: Store) -> set[str]:
     """The vantages with a monitoring situation open (read once when a node starts to lead)."""
     from continuity.engine import VANTAGE_SCOPE

@@ -30,6 +30,7 @@ from continuity.quorum import (
     Quorum,
     channel_vantages,
     monitoring_back,
+    monitoring_forgotten,
     monitoring_lost,
     needs_quorum,
     silent_vantages,
@@ -217,6 +218,7 @@ class Daemon:
         self.leading, self.epoch, self.led_since = True, epoch, self.clock.now()
         self.engine.late_before = self.led_since
         self.silenced = None  # monitoring situations another node opened or closed meanwhile
+        monitoring_forgotten(self.engine, {v for q in self.quorums.values() for v in q.views})
         for sit in self.store.open_situations():
             h = self.health.get(sit.channel)
             if h is not None and sit.kind == "outage":

@@ -200,3 +200,38 @@ def test_a_silent_vantage_tells_staff_once_and_its_return_says_restored(tmp_path
     assert to == "staff@outbox.invalid" and "office" in subject and "{{" not in body
     assert sorted(p.name.split("-s1-")[1].rsplit("-apply-")[0] for p in outbox.glob("*.eml")) == [
         "staff-monitoring-degraded", "staff-monitoring-restored"]
+
+
+def test_a_vantage_no_channel_names_any_more_has_its_monitoring_situation_closed(tmp_path: Path) -> None:
+    """The config changed while a vantage was silent: the next daemon to lead closes its monitoring situation
+    (nothing else ever would), and keeps those of vantages still named."""
+    import asyncio
+    import logging
+
+    from continuity.clock import SystemClock
+    from continuity.config.loader import load_config
+    from continuity.daemon.service import Daemon
+    from continuity.engine import Engine
+    from continuity.quorum import monitoring_lost, silent_vantages
+    from continuity.store.sqlite import SqliteStore
+
+    path = tmp_path / "c.yaml"
+    path.write_text(CONFIG.replace("LOCALE", "en").replace("        - {type: tcp, host: 127.0.0.1, port: 9}\n",
+                                                            "        - {type: tcp, host: 127.0.0.1, port: 9}\n"
+                                                            "      quorum: 2\n"), encoding="utf-8")
+    loaded = load_config(path, {"PROBE_KEY": "k"})
+    store = SqliteStore(tmp_path / "continuity.db")
+    try:
+        eng = Engine(loaded, store, SystemClock())
+        assert monitoring_lost(eng, "oldsite", ["chat"]) and monitoring_lost(eng, "office", ["chat"])
+        daemon = Daemon(loaded, store, SystemClock(), logging.getLogger("test-monitoring"))
+        try:
+            asyncio.run(daemon.lead(None))
+        finally:
+            asyncio.run(daemon.probes.aclose())
+        assert silent_vantages(store) == {"office"}  # still a vantage of chat: it stays open
+    finally:
+        store.close()
+    [restored] = list((tmp_path / "outbox").glob("*-staff-monitoring-restored-apply-*.eml"))
+    text = restored.read_text(encoding="utf-8")
+    assert "Monitoring restored: vantage oldsite" in text and "is no longer a vantage of any channel" in text
