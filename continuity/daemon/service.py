@@ -203,6 +203,7 @@ class Daemon:
             last = self.heard.last(ob.vantage)
             if last is None or ob.at > last:
                 self.heard.hear(ob.vantage, ob.at)
+                await self.monitoring_restored(ob.vantage)
             quorum = self.quorums.get(ob.channel)
             if quorum is not None and ob.vantage != self.vantage and ob.vantage in quorum.views:
                 quorum.observe(ob.vantage, ob.status, ob.reason, ob.results, ob.at)  # type: ignore[arg-type]
