@@ -37,7 +37,8 @@ from continuity.quorum import (
 )
 from continuity.runner import StepResult
 from continuity.store.records import SharedObservation
-from continuity.store.sqlite import SqliteStore, ts
+from continuity.store.sqlite import SqliteStore
+from continuity.store.times import ts
 
 # Rows planned by other processes (a person's `continuity outage`) are picked up this often; their steps
 # still run at their exact due times.

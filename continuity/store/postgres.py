@@ -74,7 +74,7 @@ class PostgresStore(AutoreplyPg, CampaignPg, UserPg):
             self._conn.close()
             raise
 
-    def _connect(self, error: type[OperationFailed]) -> psycopg.Connection[Any]:
+    def _connect(self, error: type[OperationFailed] | type[StoreBusy]) -> psycopg.Connection[Any]:
         try:
             conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row,
                                    connect_timeout=max(2, int(self.busy_timeout)))
