@@ -24,4 +24,6 @@ def test_shipped_data_is_mapped_into_the_package() -> None:
     assert mapped["continuity.shipped.templates"] == REPO / "templates"
     assert (mapped["continuity.shipped.example"] / "playbooks.example.yaml").is_file()
     assert config["package-data"]["continuity.shipped.templates"] == ["**/*.j2"]
-    assert all(Path(p).suffix == ".yaml" for p in (REPO / "playbooks").iterdir())
+    # Playbooks, the campaign example and the JSON Schemas their yaml-language-server lines name: all installed.
+    assert config["package-data"]["continuity.shipped.playbooks"] == ["*.yaml", "*.schema.json"]
+    assert all(Path(p).suffix == ".yaml" or p.name.endswith(".schema.json") for p in (REPO / "playbooks").iterdir())
