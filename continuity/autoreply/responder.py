@@ -2,7 +2,8 @@
 
     ledger says on? ─► IMAP: UID SEARCH above the cursor ─► INTERNALDATE ─► BODY.PEEK[] ─► parse
         ─► rules (loop and spam safety) ─► one answer per sender per situation per period ─► language
-        ─► row `queued` (cursor moves on) ─► row `sending` ─► SMTP ─► row `sent`
+        ─► row `queued` (cursor moves on) ─► SMTP MAIL, RCPT, DATA ─► row `sending` at its final dot (claimed
+        and marked in one durable commit) ─► the message and the dot ─► row `sent` (with the next commit)
     then IDLE (or sleep) up to one poll interval, and look at the ledger again.
 
 The ledger is the switch: an `autoreply` step to this mailbox, done and not undone, of an open situation
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 CHUNK = 250  # messages fetched and decided at a time
 PARTS_MAX_AGE = 0.5  # seconds the ledger's answer "on for these situations" is reused while sending
+LATER_MAX_DELAY = 0.05  # seconds a write nobody waits for may wait for a transaction to share
 
 
 class StoreWorker:
@@ -62,6 +64,10 @@ class StoreWorker:
     but concurrent senders share commits: writes that arrive while one transaction commits go into the next
     one together (group commit). With the ledger's synchronous=FULL a commit costs an fsync, and one fsync per
     answer, not the SMTP round trips, would otherwise set the pace. The event loop never waits on the disk.
+
+    A write nobody needs to wait for (an answer's `sent` mark: what may be sent again is already settled by its
+    `ending` mark) is queued by `write_later`: it joins the next transaction that someone waits for, in order,
+    so it is durable before any later durable mark, or commits on its own within LATER_MAX_DELAY.
     """
 
     def __init__(self, store: Path | Store, name: str) -> None:
@@ -70,8 +76,9 @@ class StoreWorker:
         # Its own handle on the same store (SQLite file or PostgreSQL database), used from its own thread.
         self.store = SqliteStore(store) if isinstance(store, Path) else store.reopen()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"autoreply-db-{name}")
-        self._pending: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+        self._pending: list[tuple[Callable[[], Any], asyncio.Future[Any] | None]] = []
         self._flushing = False
+        self._timer: asyncio.TimerHandle | None = None
 
     async def call(self, func: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, functools.partial(func, *args))
@@ -81,10 +88,27 @@ class StoreWorker:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._pending.append((functools.partial(func, *args), future))
+        self._kick()
+        return await future
+
+    def write_later(self, func: Callable[..., Any], *args: Any) -> None:
+        """Run `func` in the next transaction without waiting for it (see the class). A failure is logged."""
+        self._pending.append((functools.partial(func, *args), None))
+        if not self._flushing and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(LATER_MAX_DELAY, self._kick)
+
+    async def drain(self) -> None:
+        """Commit every write still waiting."""
+        if self._pending or self._flushing:
+            await self.write(_nothing)
+
+    def _kick(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if not self._flushing:
             self._flushing = True
-            loop.create_task(self._flush())
-        return await future
+            asyncio.get_running_loop().create_task(self._flush())
 
     async def _flush(self) -> None:
         loop = asyncio.get_running_loop()
@@ -96,14 +120,24 @@ class StoreWorker:
                 except Exception as exc:  # the commit itself failed: every write of the batch did
                     results = [exc] * len(batch)
                 for (_, future), result in zip(batch, results, strict=True):
+                    if future is None:
+                        if isinstance(result, BaseException):
+                            logging.getLogger("continuity").error(
+                                f"a store write failed: {type(result).__name__}: {result}",
+                                extra={"event": "autoreply.store_error", "fields": {}})
+                        continue
                     if future.done():
                         continue
                     if isinstance(result, BaseException):
                         future.set_exception(result)
                     else:
                         future.set_result(result)
+                if all(future is None for _, future in self._pending):
+                    break  # only writes nobody waits for: they wait a moment for company (the timer below)
         finally:
             self._flushing = False
+            if self._pending and self._timer is None:
+                self._timer = loop.call_later(LATER_MAX_DELAY, self._kick)
 
     def _apply(self, ops: list[Callable[[], Any]]) -> list[Any]:
         # Usually no write fails: the batch runs as it is, one transaction, no savepoints to open and release.
@@ -132,8 +166,14 @@ class StoreWorker:
         return out
 
     def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         self.executor.submit(self.store.close).result()
         self.executor.shutdown(wait=True)
+
+
+def _nothing() -> None:
+    return None
 _MSGID = re.compile(r"^<[^<>\s]{1,500}>$")
 
 
@@ -265,6 +305,11 @@ class Responder:
         finally:
             await self._io(self.reader.close)
             await self.pool.aclose()
+            try:
+                await self.db.drain()  # the `sent` marks still waiting for a transaction
+            except Exception:
+                self.log.exception(f"{self.name}: could not record the last answers' outcome",
+                                   extra={"event": "autoreply.error", "fields": {"mailbox": self.name}})
             self._executor.shutdown(wait=False)
             await asyncio.get_running_loop().run_in_executor(None, self.db.close)
             event(self.log, "autoreply.off", f"{self.name}: not answering ({dict(self.counts)})", mailbox=self.name)
@@ -431,22 +476,34 @@ class Responder:
                 event(self.log, "autoreply.failed", f"{self.name}: cannot write the answer: {exc}", logging.ERROR,
                       mailbox=self.name)
                 return
+            aid = answer_id(s.address, self.name, p.key)
+            claimed = False
+
+            async def claim_to_end(key: str = p.key, aid: str = aid) -> bool:
+                # MAIL, RCPT and DATA went through: claim the answer and mark it at its final dot, one durable
+                # commit (shared with the other connections' answers), before the message and the dot go out.
+                nonlocal claimed
+                claimed = await self.db.write(self.state.claim_to_end, key, self.owner, aid)
+                return claimed
+
             try:
                 async with self.pool.lease() as lease:
                     if self._stop.is_set():
                         return
-                    claimed = await self.db.write(self.state.mark_sending, p.key, self.owner,
-                                                  answer_id(s.address, self.name, p.key))
-                    if not claimed:
-                        return
                     try:
-                        await lease.send(data, envelope, p.recipient,
-                                         functools.partial(self.db.write, self.state.mark_ending, p.key))
+                        if not await lease.send(data, envelope, p.recipient, claim_to_end):
+                            return  # not queued any more: another process has it; nothing was delivered
                     except SmtpTemporary as exc:
-                        await self.db.write(self.state.requeue, p.key, str(exc))
+                        if claimed:
+                            await self.db.write(self.state.requeue, p.key, str(exc))
+                        else:
+                            await self.db.write(self.state.requeue_unclaimed, p.key, self.owner, aid, str(exc))
                         raise
                     except SmtpPermanent as exc:
-                        await self.db.write(self.state.mark_failed, p.key, str(exc))
+                        if claimed:
+                            await self.db.write(self.state.mark_failed, p.key, str(exc))
+                        else:
+                            await self.db.write(self.state.fail_unclaimed, p.key, self.owner, aid, str(exc))
                         self._count("failed")
                         event(self.log, "autoreply.failed", f"{self.name}: answer to a message refused: {exc}",
                               logging.WARNING, mailbox=self.name)
@@ -458,8 +515,9 @@ class Responder:
                               "may have gone out and is not sent again", logging.WARNING, mailbox=self.name)
                         return
                     sent_at = self.clock.now()
-                # The connection already carries the next answer while this one's mark is committed.
-                await self.db.write(self.state.mark_sent, p.key, sent_at)
+                # The connection already carries the next answer; this one's mark joins the next transaction
+                # (its `ending` mark already keeps it from being sent again).
+                self.db.write_later(self.state.mark_sent, p.key, sent_at)
                 self._count("sent")
                 return
             except SmtpTemporary as exc:

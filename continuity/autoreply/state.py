@@ -145,6 +145,30 @@ class AutoreplyState:
         with self.store.transaction():
             self.store.set_autoreply_ending(self.mailbox, key)
 
+    def claim_to_end(self, key: str, owner: str, answer_id: str) -> bool:
+        """Claim a queued answer and mark it at its final dot, in one transaction: the responder's SMTP
+        transaction has gone as far as the body (nothing delivered yet) and the dot follows once this commits.
+        False if it is not queued any more (another process has it): the caller then drops the connection
+        without the dot, so nothing is delivered. One durable commit per answer instead of two."""
+        with self.store.transaction():
+            if not self.store.claim_autoreply(self.mailbox, key, owner, answer_id):
+                return False
+            self.store.set_autoreply_ending(self.mailbox, key)
+            return True
+
+    def requeue_unclaimed(self, key: str, owner: str, answer_id: str, error: str) -> None:
+        """A temporary failure before the answer was claimed: count the attempt and keep the error, as a claim
+        followed by `requeue` would (nothing if another process holds it meanwhile)."""
+        with self.store.transaction():
+            if self.mark_sending(key, owner, answer_id):
+                self.requeue(key, error)
+
+    def fail_unclaimed(self, key: str, owner: str, answer_id: str, error: str) -> None:
+        """A permanent refusal before the answer was claimed (nothing if another process holds it)."""
+        with self.store.transaction():
+            if self.mark_sending(key, owner, answer_id):
+                self.mark_failed(key, error)
+
     def mark_sent(self, key: str, now: datetime) -> None:
         with self.store.transaction():
             self.store.set_autoreply_sent(self.mailbox, key, now)
