@@ -387,6 +387,10 @@ def check_templates(loaded: LoadedConfig, now: datetime) -> int:
         for shown in (situations, []):
             data = build_status(loaded, shown, lambda sid: [e for e in events if e.situation_id == sid],
                                 {}, now, locale)
+            if shown:  # and the 90 days and past incidents of public/uptime.html.j2
+                from continuity.public.uptime import with_sample_history
+
+                data = with_sample_history(loaded, data, now)
             try:
                 page.render(data)
                 count += 1

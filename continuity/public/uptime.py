@@ -6,6 +6,9 @@ situations: the days before today cannot change unless the ledger does, so they 
 situations kept with them. A new situation, step, update or close moves the mark, so the next request counts
 afresh: the page is never behind the ledger. The figures are those of `history.uptime`, to the second.
 
+The section sits after the part of the page status.js refreshes in place: history is as of the page's
+loading, and a visitor reading a day's cell is never interrupted.
+
 A day's cell is `down` (some downtime), `maintenance` (planned maintenance, no downtime), `up`, or `nodata`
 for days before the ledger's first situation. Those count as up in the percentage, as a channel without
 health checks is up on the page: nobody declared a problem with it.
@@ -280,3 +283,32 @@ class HistoryPart:
                 self._kept.clear()
             self._kept[key] = out
         return out
+
+
+def with_sample_history(loaded: LoadedConfig, data: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """`data` (build_status's) with 90 sample days per channel (no data, up, partly down, maintenance) and one
+    past incident with every kind of update, so `continuity validate` renders every branch of the uptime
+    template."""
+    tz = loaded.config.organisation.timezone
+    today = now.astimezone(ZoneInfo(tz)).date()
+    days = []
+    for i in range(UPTIME_DAYS):
+        day = today - timedelta(days=UPTIME_DAYS - 1 - i)
+        down, maint = (5400, 1200) if i % 30 == 10 else (0, 3600) if i % 30 == 20 else (60, 0) if i % 30 == 25 \
+            else (0, 0)
+        days.append({"date": day.isoformat(), "down_seconds": down, "maintenance_seconds": maint, "situations": []})
+    for ch in data["channels"]:
+        ch["uptime"] = {"percent": 99.93, "days": days}
+    first = datetime.combine(today - timedelta(days=60), datetime.min.time(), ZoneInfo(tz))
+    closed = now - timedelta(days=2)
+    sample = [{"at": at.isoformat(), "at_text": human_datetime(at, data["locale"], tz), "kind": kind,
+               "eta": closed.isoformat() if kind == "eta" else None,
+               "eta_text": human_datetime(closed, data["locale"], tz) if kind == "eta" else None}
+              for at, kind in ((closed, "resolved"), (closed, "started"), (closed, "updated"), (closed, "eta"),
+                               (closed - timedelta(hours=1), "opened"))]
+    incident = {"id": 1, "kind": "outage", "channel": None, "channel_name": "sample", "cause": "sample",
+                "opened_at": (closed - timedelta(hours=1)).isoformat(), "opened_at_text": sample[-1]["at_text"],
+                "closed_at": closed.isoformat(), "closed_at_text": sample[0]["at_text"], "duration_seconds": 3600,
+                "duration_text": human_duration(timedelta(hours=1), data["locale"]), "updates": sample}
+    return {**data, "history_from": first.isoformat(), "history_version": None,
+            "incidents": [incident, {**incident, "id": 2, "kind": "maintenance"}]}
