@@ -260,12 +260,13 @@ class HistoryPart:
             return "", ""
         chans = [c for c in data["channels"] if "uptime" in c]
         # The days before today are named by `history_version`; of today, only its whole minutes can change.
-        key = (rel, locale, data.get("history_from"), data.get("history_version"),
-               tuple((c["key"], c["name"], c["uptime"]["percent"], len(c["uptime"]["days"]),
-                      -(-c["uptime"]["days"][-1]["down_seconds"] // 60) if c["uptime"]["days"] else 0,
-                      -(-c["uptime"]["days"][-1]["maintenance_seconds"] // 60) if c["uptime"]["days"] else 0)
-                     for c in chans),
-               tuple((i["id"], i["closed_at"], len(i["updates"])) for i in data.get("incidents", [])))
+        key: tuple[Any, ...] = (
+            rel, locale, data.get("history_from"), data.get("history_version"),
+            tuple((c["key"], c["name"], c["uptime"]["percent"], len(c["uptime"]["days"]),
+                   -(-c["uptime"]["days"][-1]["down_seconds"] // 60) if c["uptime"]["days"] else 0,
+                   -(-c["uptime"]["days"][-1]["maintenance_seconds"] // 60) if c["uptime"]["days"] else 0)
+                  for c in chans),
+            tuple((i["id"], i["closed_at"], len(i["updates"])) for i in data.get("incidents", [])))
         if data.get("history_version") is None:  # no name for the past (sample data): key on every day
             key += (tuple(tuple((d["down_seconds"], d["maintenance_seconds"]) for d in c["uptime"]["days"])
                           for c in chans),)
