@@ -260,11 +260,21 @@ def customer_reason(situation: SituationRecord, locale: str, default_locale: str
     return situation.reason
 
 
+# "Later by one hour" puts a feminine unit in the accusative: sk "o 1 hodinu", pl "o 1 godzinę" (2 and more
+# keep the basic form: "o 2 hodiny", "o 15 minut").
+_ACCUSATIVE = {"sk": {"hodina": "hodinu", "minúta": "minútu", "sekunda": "sekundu"},
+               "pl": {"godzina": "godzinę", "minuta": "minutę", "sekunda": "sekundę"}}
+
+
 def by_how_much(amount: str, locale: str) -> str:
     """An amount as "longer by" needs it: Hungarian takes the instrumental suffix on the last word, with
-    vowel harmony and the doubled consonant ("2 órával", "15 perccel", "1 nappal"); the other shipped
-    languages use the basic form."""
-    if _lang(locale) != "hu" or not amount:
+    vowel harmony and the doubled consonant ("2 órával", "15 perccel", "1 nappal"); Slovak and Polish put
+    a feminine unit in the accusative after "o" ("o 1 hodinu 30 minút", "o 1 godzinę"); English keeps the
+    basic form."""
+    lang = _lang(locale)
+    if lang in _ACCUSATIVE and amount:
+        return " ".join(_ACCUSATIVE[lang].get(word, word) for word in amount.split(" "))
+    if lang != "hu" or not amount:
         return amount
     head, _, word = amount.rpartition(" ")
     back = any(ch in "aáoóuú" for ch in word)

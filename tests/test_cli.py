@@ -114,6 +114,7 @@ def test_an_outage_from_start_to_finish(workdir: Path, cli: RunCli) -> None:
     assert {(r["step"], r["phase"], r["state"]) for r in restored["ran"]} == {
         ("customer-notice", "undo", "done"), ("website-banner", "undo", "done"),
         ("email-autoreply", "undo", "done"), ("staff-resolved", "close", "done"), ("social-resolved", "close", "done"),
+        ("customer-restored", "close", "done"),  # the customers told of the outage are told it is over
     }
     assert not (workdir / BANNER).exists()
     after = ok_json(cli("status", "--json", now=at(41)))

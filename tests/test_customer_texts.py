@@ -317,3 +317,84 @@ def test_at_a_terminal_a_passed_time_is_confirmed_and_a_cause_is_asked_for(tmp_p
     assert "ETA: 2026-12-06 14:30" in seen
     autoreply = next(t for n, t in customer_texts(tmp_path / "outbox").items() if "autoreply" in n)
     assert CAUSES["power"]["en"] in autoreply and CAUSES["power"]["hu"] in autoreply
+
+
+def _restored(outbox: Path) -> list[dict[str, str]]:
+    """The messages of the restore notice in the outbox (one file, every locale), or [] when none went out."""
+    files = sorted(outbox.glob("*customer-restored*"))
+    assert len(files) <= 1, files
+    return json.loads(files[0].read_text(encoding="utf-8"))["messages"] if files else []
+
+
+# (channel, per locale: words the restore notice must carry: the channel working again, its contact, the length)
+RESTORED = {
+    "phone": {"hu": ("Újra működik a telefonos ügyfélszolgálat", "+36 1 234 5678", "1 óra 25 perc ideig tartott"),
+              "en": ("Our phone line", "is working again", "The outage lasted 1 hour 25 minutes."),
+              "sk": ("opäť funguje telefonická linka", "+36 1 234 5678", "Dĺžka výpadku: 1 hodina 25 minút."),
+              "pl": ("znów działa linia telefoniczna", "+36 1 234 5678", "Czas trwania awarii: 1 godzina 25 minut.")},
+    "internet": {"hu": ("ismét a megszokott gyorsasággal válaszolunk", "1 óra 25 perc"),
+                 "en": ("back to their usual speed", "The slowdown lasted 1 hour 25 minutes."),
+                 "sk": ("odpovedáme opäť tak rýchlo ako zvyčajne", "Dĺžka spomalenia: 1 hodina 25 minút."),
+                 "pl": ("znów odpowiadamy tak szybko jak zwykle", "Czas trwania utrudnień: 1 godzina 25 minut.")},
+}
+
+
+@pytest.mark.parametrize("channel", list(RESTORED))
+def test_restore_tells_the_customers_who_were_told(tmp_path: Path, channel: str) -> None:
+    """`outage` then `restore` through the CLI: customers told of the outage get a short "working again"
+    notice in each language, with how long it lasted, and no staff words."""
+    (tmp_path / "continuity.yaml").write_text(EXAMPLE_CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
+    opened = run_cli(tmp_path, "outage", channel, "--reason", HU_REASON, "--cause", "provider", "--eta", "2h",
+                     now="2026-12-05T10:00:00+00:00")
+    assert opened.returncode == 0, opened.stdout + opened.stderr
+    # the office uplink's notice waits 15 minutes: `tick` runs it, as cron or the daemon would
+    assert run_cli(tmp_path, "tick", now="2026-12-05T10:20:00+00:00").returncode == 0
+    assert _restored(tmp_path / "outbox") == []  # nothing said about a restore before it happens
+    closed = run_cli(tmp_path, "restore", channel, "--json", now="2026-12-05T11:25:00+00:00")
+    assert closed.returncode == 0, closed.stdout + closed.stderr
+    ran = {(r["step"], r["state"]) for r in json.loads(closed.stdout)["ran"]}
+    assert ("customer-restored", "done") in ran
+    messages = _restored(tmp_path / "outbox")
+    assert [m["locale"] for m in messages] == ["hu", "en", "sk", "pl"]
+    greetings = {"hu": "Kedves Ügyfelünk!", "en": "Dear Customer,", "sk": "Dobrý deň,", "pl": "Szanowni Państwo,"}
+    for m in messages:
+        text = m["subject"] + "\n" + m["body"]
+        assert m["body"].startswith(greetings[m["locale"]]), m
+        for words in RESTORED[channel][m["locale"]]:
+            assert words in text, (m["locale"], words, text)
+        for word in HU_WORDS:
+            assert word not in text, (m["locale"], word)
+        clean(text, f"customer-restored [{m['locale']}]")
+        assert NUMERIC_DATE.search(text) is None, text
+
+
+def test_restore_says_nothing_to_customers_who_were_never_told(tmp_path: Path) -> None:
+    """A channel whose customer notice is switched off in the config: the restore notice stays quiet too."""
+    text = EXAMPLE_CONFIG.read_text(encoding="utf-8")
+    old = '    contact: "+36 1 234 5678"\n'
+    assert text.count(old) == 1
+    text = text.replace(old, old + "    override:\n      customer-notice: {disabled: true}\n")
+    (tmp_path / "continuity.yaml").write_text(text, encoding="utf-8")
+    assert run_cli(tmp_path, "outage", "phone", "--reason", "trunk down", now="2026-12-05T10:00:00+00:00"
+                   ).returncode == 0
+    closed = run_cli(tmp_path, "restore", "phone", "--json", now="2026-12-05T10:30:00+00:00")
+    assert closed.returncode == 0, closed.stdout + closed.stderr
+    assert "customer-restored" not in {r["step"] for r in json.loads(closed.stdout)["ran"]}
+    assert _restored(tmp_path / "outbox") == []
+
+
+def test_the_notice_and_the_autoreply_give_the_cause_and_extra_waits_in_good_grammar(tmp_path: Path) -> None:
+    """The customer notice names the prepared cause in each language; "later by" takes the case each
+    language needs (hu "2 órával", sk "o 2 hodiny", pl "o 2 godziny")."""
+    (tmp_path / "continuity.yaml").write_text(EXAMPLE_CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
+    opened = run_cli(tmp_path, "outage", "phone", "--reason", HU_REASON, "--cause", "power", "--eta", "2h")
+    assert opened.returncode == 0, opened.stdout + opened.stderr
+    texts = customer_texts(tmp_path / "outbox")
+    notice = next(t for n, t in texts.items() if "customer-notice" in n)
+    for locale in ("hu", "en", "sk", "pl"):
+        assert CAUSES["power"][locale] in notice, locale
+    for words in ("akár 2 órával is", "až o 2 hodiny neskôr", "nawet o 2 godziny później", "up to 2 hours longer"):
+        assert words in notice, words
+    assert "navyše" not in notice and "dodatkowy czas" not in notice
+    autoreply = next(t for n, t in texts.items() if "autoreply" in n)
+    assert "až o 2 hodiny neskôr" in autoreply and "nawet o 2 godziny później" in autoreply

@@ -241,6 +241,7 @@ def test_closing_switches_everything_off_and_announces_it(engine: MakeEngine, wo
         ("website-banner", "undo", "done"),
         ("staff-resolved", "close", "done"),
         ("social-resolved", "close", "done"),
+        ("customer-restored", "close", "done"),
     }
     assert not (workdir / "site/banner/continuity-banner.json").exists()
     assert not (workdir / "site/banner/continuity-banner.html").exists()
@@ -264,7 +265,7 @@ def test_closing_before_30m_skips_the_social_resolved_post(engine: MakeEngine, w
     results = tick(eng)
 
     assert ran(results) == {("customer-notice", "undo", "done"), ("email-autoreply", "undo", "done"),
-                            ("staff-resolved", "close", "done")}
+                            ("staff-resolved", "close", "done"), ("customer-restored", "close", "done")}
     assert by_step(eng, "social-resolved") == []
     assert [r.state for r in by_step(eng, "website-banner")] == ["cancelled"]
     assert [r.state for r in by_step(eng, "social-post")] == ["cancelled"]

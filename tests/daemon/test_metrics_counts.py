@@ -113,18 +113,20 @@ def test_steps_and_open_situations_are_counted_exactly(daemon: Daemon) -> None:
     # time back to 0.
     daemon.engine.close("phone", by="tester")
     assert run_steps(daemon) == [
-        ("customer-notice", "outbox", "done"), ("email-autoreply", "outbox", "done"),  # switched off
-        ("social-resolved", "outbox", "done"), ("staff-resolved", "outbox", "done"),
+        ("customer-notice", "outbox", "done"), ("customer-restored", "outbox", "done"),
+        ("email-autoreply", "outbox", "done"), ("social-resolved", "outbox", "done"),
+        ("staff-resolved", "outbox", "done"),
         ("staff-resolved", "team_hook", "failed"), ("website-banner", "website", "done")]  # switched off
-    assert steps_total(daemon) == {"done": 13.0, "failed": 5.0, "late": 3.0}
+    assert steps_total(daemon) == {"done": 14.0, "failed": 5.0, "late": 3.0}
     assert situations_open(daemon) == {"outage": 1.0, "surge": 0.0, "maintenance": 0.0, "degraded": 0.0,
                                        "monitoring": 0.0}
 
     daemon.engine.close("email", by="tester")
     assert run_steps(daemon) == [
-        ("customer-notice", "outbox", "done"), ("staff-resolved", "outbox", "done"),
-        ("staff-resolved", "team_hook", "failed"), ("website-banner", "website", "done")]
-    assert steps_total(daemon) == {"done": 16.0, "failed": 6.0, "late": 3.0}
+        ("customer-notice", "outbox", "done"), ("customer-restored", "outbox", "done"),
+        ("staff-resolved", "outbox", "done"), ("staff-resolved", "team_hook", "failed"),
+        ("website-banner", "website", "done")]
+    assert steps_total(daemon) == {"done": 18.0, "failed": 6.0, "late": 3.0}
     assert situations_open(daemon) == {"outage": 0.0, "surge": 0.0, "maintenance": 0.0, "degraded": 0.0,
                                        "monitoring": 0.0}
     assert daemon.store.open_situations() == []
