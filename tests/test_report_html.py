@@ -155,3 +155,26 @@ def test_the_period_counts_its_own_auto_replies_and_campaigns(cli: RunCli, workd
     assert "2 answered, 1 skipped (auto-submitted: 1)." in " ".join(html.split())
     assert json.loads(cli("report", "--month", "2026-11", "--format", "json",
                           now=local("2026-12-07T09:00")).stdout)["mttr_seconds"] == 3600
+
+
+def test_a_campaign_that_ran_is_in_its_month_with_its_load(cli: RunCli, workdir: Path) -> None:
+    from tests.campaigns.kit import write
+
+    reg = cli("campaign", "register", str(write(workdir)), now=local("2026-11-23T11:00"))
+    assert reg.returncode == 0, reg.stderr
+    for when in ("2026-11-29T09:00", "2026-12-01T08:05", "2026-12-03T20:05"):  # brief, launch, end
+        assert cli("tick", now=local(when)).returncode in (0, 1)
+    loaded = load_config(workdir / "continuity.yaml")
+    store = open_store(loaded.store_url, loaded.base_dir)
+    try:
+        with store.transaction():
+            store.insert_autoreply_skip("support", key="s1", uidvalidity=1, uid=1, received_at=None, reason="bulk",
+                                        language=None, situations=[], decided_at=local("2026-12-02T10:00"))
+    finally:
+        store.close()
+    [run] = month(cli, "2026-12", "2026-12-07T09:00")["campaigns"]
+    assert (run["name"], run["run"], run["expected_load"], run["autoreply_mails"]) == ("winter-sale", 1, "2x", 1)
+    assert run["starts_at"] == "2026-12-01T07:00:00+00:00" and run["situation_id"] is not None
+    assert month(cli, "2026-11", "2026-12-07T09:00")["campaigns"] == []
+    html = cli("report", "--month", "2026-12", "--format", "html", now=local("2026-12-07T09:00")).stdout
+    assert "winter-sale (run 1) 2026-12-01 08:00 2026-12-03 20:00 2x 1" in " ".join(" ".join(parsed(html).text).split())
