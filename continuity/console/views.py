@@ -205,4 +205,5 @@ def preview_declare(daemon: Served, channel: str, *, reason: str, eta: datetime 
                 if existing else f"a new outage of {channel}")
     # The cause as customers read it, in every language they are served in.
     causes = [{"locale": loc, "text": cause_text(loaded, key, loc)} for loc in loaded.config.organisation.locales]
-    return {"headline": headline, "actions": actions, "cause": key, "causes": causes}
+    return {"headline": headline, "existing": existing.id if existing else None, "channel": channel,
+            "actions": actions, "cause": key, "causes": causes}
