@@ -42,6 +42,9 @@ class OpenPreview:
     eta_changed: bool = False
     reason_changed: bool = False
     actions: list[dict[str, Any]] = field(default_factory=list)
+    # What customers read as the cause, per locale: the prepared sentence (plus the staff's words where they
+    # are published in that language), so the person sees it before anything goes out.
+    cause: dict[str, str] = field(default_factory=dict)
 
     @property
     def created(self) -> bool:
@@ -63,21 +66,50 @@ class OpenPreview:
     def as_dict(self) -> dict[str, Any]:
         return {"channel": self.channel, "created": self.created, "situation_id": self.situation_id,
                 "eta_changed": self.eta_changed, "reason_changed": self.reason_changed,
-                "message": self.headline, "actions": self.actions}
+                "message": self.headline, "cause": self.cause, "actions": self.actions}
+
+
+PREVIEW_CHARS = 400
+
+
+def shorten(text: str, limit: int = PREVIEW_CHARS) -> str:
+    """At most about `limit` characters, cut after a whole word (never mid-word), with … when cut."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit + 1]
+    cut = max(head.rfind(" "), head.rfind("\n"))
+    return (head[:cut] if cut > 0 else text[:limit]).rstrip() + " …"
+
+
+def customer_cause(loaded: LoadedConfig, situation: SituationRecord) -> dict[str, str]:
+    """The cause sentence each customer locale reads for this situation."""
+    from continuity.variables import cause_key, cause_text, customer_reason
+
+    org = loaded.config.organisation
+    out = {}
+    for locale in org.locales:
+        words = cause_text(loaded, cause_key(situation), locale)
+        published = customer_reason(situation, locale, org.default_locale)
+        out[locale] = f"{words} {published}" if published else words
+    return out
 
 
 def preview_open(loaded: LoadedConfig, channel: str, *, reason: str, eta: datetime | None, by: str,
-                 now: datetime) -> OpenPreview:
-    """What declaring an outage of `channel` would do given the store, rendered; touches nothing."""
+                 now: datetime, data: dict[str, Any] | None = None) -> OpenPreview:
+    """What declaring an outage of `channel` would do given the store, rendered; touches nothing. `data` is
+    what customers are told about why (`--cause`, `--public-reason`), as the real command stores it."""
     with scratch_copy(loaded) as store:
         existing = store.find_open("outage", channel) if store is not None else None
         if store is not None and existing is not None:
-            return _preview_update(loaded, store, existing, reason=reason, eta=eta, by=by, now=now)
-    return OpenPreview(channel, actions=playbook_actions(loaded, channel, reason=reason, eta=eta, by=by, now=now))
+            return _preview_update(loaded, store, existing, reason=reason, eta=eta, by=by, now=now, data=data)
+    sit = replace(sample_situation(channel, now, reason=reason, eta=eta, by=by), data=dict(data or {}))
+    return OpenPreview(channel, actions=playbook_actions(loaded, channel, reason=reason, eta=eta, by=by, now=now,
+                                                         data=data),
+                       cause=customer_cause(loaded, sit))
 
 
 def playbook_actions(loaded: LoadedConfig, channel: str, *, reason: str, eta: datetime | None, by: str,
-                     now: datetime) -> list[dict[str, Any]]:
+                     now: datetime, data: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every action the playbook would take, rendered, in time order (first runs of repeats only)."""
     playbook = loaded.playbook_for(channel)
     catalog = TemplateCatalog(loaded)
@@ -86,6 +118,7 @@ def playbook_actions(loaded: LoadedConfig, channel: str, *, reason: str, eta: da
         at = now + step.after if group == "open" else now
         sit = sample_situation(channel, now, reason=reason, eta=eta, by=by, closed=group == "close",
                                playbook=playbook.name)
+        sit = replace(sit, data=dict(data or {}))
         when = {"open": f"+{format_duration(step.after)}", "update": "on ETA change", "close": "on restore"}[group]
         if step.every:
             when += f", then every {format_duration(step.every)}"
@@ -94,12 +127,12 @@ def playbook_actions(loaded: LoadedConfig, channel: str, *, reason: str, eta: da
         text = (rendered.title + "\n" if rendered.title else "") + rendered.body
         for sink in loaded.targets(step):
             out.append({"when": when, "group": group, "step": step.id, "action": step.action, "to": step.to,
-                        "sink": sink, "locales": catalog.locales_for(step.audience), "preview": text[:400]})
+                        "sink": sink, "locales": catalog.locales_for(step.audience), "preview": shorten(text)})
     return out
 
 
 def _preview_update(loaded: LoadedConfig, store: SqliteStore, existing: SituationRecord, *, reason: str,
-                    eta: datetime | None, by: str, now: datetime) -> OpenPreview:
+                    eta: datetime | None, by: str, now: datetime, data: dict[str, Any] | None) -> OpenPreview:
     """Run the engine's real update on the private copy, then list what `run_due` would claim right after:
     the rows the update planned and any already due (an overdue banner, a retry), as the runner renders them."""
     from continuity.clock import ManualClock
@@ -107,7 +140,7 @@ def _preview_update(loaded: LoadedConfig, store: SqliteStore, existing: Situatio
 
     before = {r.id: r for r in store.steps_for(existing.id)}
     eng = Engine(loaded, store, ManualClock(now))
-    result = eng.open(existing.channel, reason=reason, eta=eta, by=by)
+    result = eng.open(existing.channel, reason=reason, eta=eta, by=by, data=data)
     sit = result.situation
     playbook = loaded.playbooks.get(sit.playbook)
     specs = {s.id: s for _, s in playbook.all_steps()} if playbook else {}
@@ -122,9 +155,9 @@ def _preview_update(loaded: LoadedConfig, store: SqliteStore, existing: Situatio
         spec = specs.get(row.step_id)
         actions.append({"when": _when(row, before.get(row.id), sit, on_update), "group": row.phase,
                         "step": row.step_id, "action": row.action, "to": spec.to if spec else row.sink,
-                        "sink": row.sink, "locales": locales, "preview": text[:400]})
+                        "sink": row.sink, "locales": locales, "preview": shorten(text)})
     return OpenPreview(existing.channel, sit.id, eta_changed=result.eta_changed, reason_changed=result.reason_changed,
-                       actions=actions)
+                       actions=actions, cause=customer_cause(loaded, sit))
 
 
 def _when(row: StepRecord, before: StepRecord | None, sit: SituationRecord, on_update: set[str]) -> str:

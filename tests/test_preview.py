@@ -136,3 +136,41 @@ def test_a_store_held_open_is_read_through_its_wal(workdir: Path, cli: RunCli, e
         ("staff-eta-update", "update"), ("staff-runbook", "open"), ("customer-notice", "open"),
         ("email-autoreply", "open")}
     assert untouched(workdir) == before
+
+
+def test_the_dry_run_shows_the_cause_customers_read_in_every_locale(workdir: Path, cli: RunCli) -> None:
+    """The prepared cause as each locale reads it, in the plan and in the customer texts; the staff's own
+    words only where published, in their language."""
+    from continuity.variables import CAUSES
+
+    plan = dry_run(cli, "--reason", "A szolgáltatónál leállt a SIP trönk", "--cause", "power",
+                   "--public-reason", "--reason-locale", "hu", "--eta", ETA, minutes=0)
+    assert plan["cause"] == {"hu": CAUSES["power"]["hu"] + " A szolgáltatónál leállt a SIP trönk",
+                             "en": CAUSES["power"]["en"], "sk": CAUSES["power"]["sk"], "pl": CAUSES["power"]["pl"]}
+    notice = next(a for a in plan["actions"] if a["step"] == "customer-notice")
+    assert CAUSES["power"]["hu"] in notice["preview"]  # the first locale's text, rendered with the cause
+
+    text = dry_run(cli, "--reason", REASON, "--cause", "provider", "--eta", ETA, minutes=0, as_json=False)
+    assert "Customers read as the cause:" in text
+    for locale in ("hu", "en", "sk", "pl"):
+        assert f"  {locale}: {CAUSES['provider'][locale]}" in text, locale
+    assert tree(workdir) == [CONFIG_NAME]
+
+
+def test_previews_are_cut_between_words() -> None:
+    from continuity.preview import PREVIEW_CHARS, shorten
+
+    words = "Kedves Ügyfelünk! Jelenleg nem érhető el a telefonos ügyfélszolgálat. " * 20
+    short = shorten(words)
+    assert short.endswith(" …") and len(short) <= PREVIEW_CHARS + 2
+    assert words.startswith(short[:-2]) and words[len(short) - 2] == " "  # the next character starts a word
+    assert shorten("short text") == "short text"
+
+
+def test_the_dry_runs_texts_end_on_whole_words(workdir: Path, cli: RunCli) -> None:
+    plan = dry_run(cli, "--reason", REASON, "--cause", "provider", "--eta", ETA, minutes=0)
+    for action in plan["actions"]:
+        shown = action["preview"]
+        if shown.endswith(" …"):
+            assert not shown[:-2][-1].isspace(), action["step"]
+            assert len(shown) <= 402, action["step"]

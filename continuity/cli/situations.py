@@ -96,11 +96,16 @@ def outage(
     if dry_run:
         from continuity.preview import preview_open
 
-        preview = preview_open(loaded, channel, reason=reason, eta=eta_at, by=who(by), now=now)
+        preview = preview_open(loaded, channel, reason=reason, eta=eta_at, by=who(by), now=now, data=told)
         if as_json:
             print_json({"dry_run": True, **preview.as_dict()})
             return
         _print_preview(preview.actions, f"Dry run: {preview.headline} (nothing was sent or stored)")
+        if preview.cause:
+            out = console()
+            out.print("Customers read as the cause:", markup=False)
+            for locale, words in preview.cause.items():
+                out.print(f"  {locale}: {words}", markup=False, soft_wrap=True)
         return
     eng = engine(loaded)
     result = eng.open(channel, reason=reason, eta=eta_at, by=who(by), data=told)
