@@ -55,6 +55,44 @@ ROW_LABELS = {
 }
 
 
+# The form's own messages (the model's and the checks' stay the CLI's, in English).
+MESSAGES = {
+    "en": {"when": "Required: the date and time.", "both": "Required: both the question and the answer.",
+           "answer_name": "Required: a short name agents pick it by, e.g. code-not-working.",
+           "twice": "{name!r} is the name of another answer too.",
+           "text": "Required: the answer in {loc} (agents answer in each).", "locale": "Choose one of {locales}.",
+           "code": "{line!r}: expected CODE=what it gives, e.g. SPRING10=10% off everything",
+           "tz": "{tz!r} is not a time zone; use an IANA name like Europe/Budapest", "required": "Required."},
+    "hu": {"when": "Kötelező: a dátum és az idő.", "both": "Kötelező: a kérdés és a válasz is.",
+           "answer_name": "Kötelező: egy rövid név, amelyről a munkatársak kiválasztják, pl. kod-nem-mukodik.",
+           "twice": "{name!r} egy másik válaszsablon neve is.",
+           "text": "Kötelező: a válasz ezen a nyelven: {loc} (a munkatársak minden nyelven válaszolnak).",
+           "locale": "Válasszon ezek közül: {locales}.",
+           "code": "{line!r}: KÓD=mit ad formában, pl. TAVASZ10=10% kedvezmény mindenre",
+           "tz": "{tz!r} nem időzóna; adjon meg IANA-nevet, pl. Europe/Budapest", "required": "Kötelező."},
+    "sk": {"when": "Povinné: dátum a čas.", "both": "Povinné: otázka aj odpoveď.",
+           "answer_name": "Povinné: krátky názov, podľa ktorého ju kolegovia vyberú, napr. kod-nefunguje.",
+           "twice": "{name!r} je aj názov inej šablóny odpovede.",
+           "text": "Povinné: odpoveď v jazyku {loc} (kolegovia odpovedajú v každom).",
+           "locale": "Vyberte jeden z jazykov: {locales}.",
+           "code": "{line!r}: zadajte v tvare KÓD=čo poskytuje, napr. JAR10=10 % zľava na všetko",
+           "tz": "{tz!r} nie je časové pásmo; zadajte názov podľa IANA, napr. Europe/Bratislava",
+           "required": "Povinné."},
+    "pl": {"when": "Wymagane: data i godzina.", "both": "Wymagane: zarówno pytanie, jak i odpowiedź.",
+           "answer_name": "Wymagane: krótka nazwa, po której zespół go wybiera, np. kod-nie-dziala.",
+           "twice": "{name!r} to także nazwa innego szablonu odpowiedzi.",
+           "text": "Wymagane: odpowiedź w języku {loc} (zespół odpowiada w każdym).",
+           "locale": "Wybierz jeden z języków: {locales}.",
+           "code": "{line!r}: wpisz w postaci KOD=co daje, np. WIOSNA10=10% rabatu na wszystko",
+           "tz": "{tz!r} to nie strefa czasowa; podaj nazwę według IANA, np. Europe/Warsaw",
+           "required": "Wymagane."},
+}
+
+
+def _say(locale: str, key: str, **values: str) -> str:
+    return MESSAGES.get(locale, MESSAGES["en"])[key].format(**values)
+
+
 def label_of(key: str, locale: str) -> str:
     """The name of a form field as the error summary shows it: `FAQ entry 2, question`, `Terms`."""
     labels = LOCAL_LABELS.get(locale, LABELS)
@@ -209,14 +247,14 @@ def prefill(engine: Engine, snapshot: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def _codes(text: str, errors: dict[str, str]) -> list[dict[str, str]]:
+def _codes(text: str, errors: dict[str, str], locale: str) -> list[dict[str, str]]:
     out = []
     for line in (ln.strip() for ln in text.splitlines()):
         if not line:
             continue
         code, sep, description = line.partition("=")
         if not sep or not code.strip() or not description.strip():
-            _add(errors, "codes", f"{line!r}: expected CODE=what it gives, e.g. SPRING10=10% off everything")
+            _add(errors, "codes", _say(locale, "code", line=line))
             continue
         out.append({"code": code.strip(), "discount": description.strip()})
     return out
@@ -226,7 +264,7 @@ def _add(errors: dict[str, str], key: str, message: str) -> None:
     errors[key] = f"{errors[key]}; {message}" if key in errors else message
 
 
-def build(engine: Engine, form: Mapping[str, str], snapshot: Mapping[str, Any] | None
+def build(engine: Engine, form: Mapping[str, str], snapshot: Mapping[str, Any] | None, locale: str = "en"
           ) -> tuple[dict[str, Any], FormDocument, dict[str, str]]:
     """The campaign data the form describes (over the stored version when editing), its Document, and the
     errors found before the model sees it (an unknown time zone, a half-filled row)."""
@@ -239,7 +277,7 @@ def build(engine: Engine, form: Mapping[str, str], snapshot: Mapping[str, Any] |
 
         ZoneInfo(tz)
     except (ValueError, KeyError, OSError):
-        errors["timezone"] = f"{tz!r} is not a time zone; use an IANA name like Europe/Budapest"
+        errors["timezone"] = _say(locale, "tz", tz=tz)
         tz = org.timezone
     before = prefill(engine, dict(snapshot)) if snapshot is not None else {}
     data: dict[str, Any] = dict(snapshot or {})
@@ -258,7 +296,7 @@ def build(engine: Engine, form: Mapping[str, str], snapshot: Mapping[str, Any] |
     for key, target in (("starts", "start"), ("ends", "end")):
         value = _moment(form.get(key, ""), tz)
         if value is None:
-            errors[key] = "Required: the date and time."
+            errors[key] = _say(locale, "when")
         elif moved:
             data[target] = value
     for key in ("owner", "terms", "faq_url", "load"):
@@ -271,7 +309,7 @@ def build(engine: Engine, form: Mapping[str, str], snapshot: Mapping[str, Any] |
     if changed("channels"):
         data["channels"] = [c for c in form.get("channels", "").replace(",", " ").split() if c]
     if changed("codes"):
-        data["codes"] = _codes(form.get("codes", ""), errors)
+        data["codes"] = _codes(form.get("codes", ""), errors, locale)
 
     doc = FormDocument("form", None)
     faq: dict[str, list[dict[str, str]]] = {}
@@ -280,11 +318,11 @@ def build(engine: Engine, form: Mapping[str, str], snapshot: Mapping[str, Any] |
             continue
         loc = row.get("locale") or org.default_locale
         if loc not in served:
-            errors[f"faq-{row.n}-locale"] = f"Choose one of {', '.join(served)}."
+            errors[f"faq-{row.n}-locale"] = _say(locale, "locale", locales=", ".join(served))
             continue
         half = [part for part in ("q", "a") if not row.get(part).strip()]
         for part in half:
-            errors[f"faq-{row.n}-{part}"] = "Required: both the question and the answer."
+            errors[f"faq-{row.n}-{part}"] = _say(locale, "both")
         if half:
             continue  # left out, so the later checks still run and speak up in the same answer
         doc.faq_rows[(loc, len(faq.get(loc, [])))] = row.n
@@ -296,14 +334,14 @@ def build(engine: Engine, form: Mapping[str, str], snapshot: Mapping[str, Any] |
             continue
         key = row.get("name").strip()
         if not key:
-            errors[f"answer-{row.n}-name"] = "Required: a short name agents pick it by, e.g. code-not-working."
+            errors[f"answer-{row.n}-name"] = _say(locale, "answer_name")
             continue
         if key in answers:
-            errors[f"answer-{row.n}-name"] = f"{key!r} is the name of another answer too."
+            errors[f"answer-{row.n}-name"] = _say(locale, "twice", name=key)
             continue
         for loc in served:
             if not row.get(f"text-{loc}").strip():
-                errors[f"answer-{row.n}-text-{loc}"] = f"Required: the answer in {loc} (agents answer in each)."
+                errors[f"answer-{row.n}-text-{loc}"] = _say(locale, "text", loc=loc)
         doc.answer_rows[key] = row.n
         answers[key] = {"vars": row.get("vars").replace(",", " ").split(),
                         "text": {loc: row.get(f"text-{loc}").strip() for loc in served
@@ -313,7 +351,7 @@ def build(engine: Engine, form: Mapping[str, str], snapshot: Mapping[str, Any] |
     return doc.data, doc, errors
 
 
-def validated(engine: Engine, form: Mapping[str, str], snapshot: Mapping[str, Any] | None
+def validated(engine: Engine, form: Mapping[str, str], snapshot: Mapping[str, Any] | None, locale: str = "en"
               ) -> tuple[Campaign | None, FormDocument, dict[str, str]]:
     """The form's campaign through the model (None when the model refuses it) and every error so far, keyed
     by field: a campaign with errors of the form's own still goes through the later checks, so one submit
@@ -323,28 +361,28 @@ def validated(engine: Engine, form: Mapping[str, str], snapshot: Mapping[str, An
     from continuity.campaigns.model import Campaign
     from continuity.config.loader import validation_errors
 
-    data, doc, errors = build(engine, form, snapshot)
+    data, doc, errors = build(engine, form, snapshot, locale)
     try:
         campaign = Campaign.model_validate(data)
     except ValidationError as exc:
-        collect(errors, InputErrors(validation_errors(doc, exc)))
+        collect(errors, InputErrors(validation_errors(doc, exc)), locale)
         return None, doc, errors
     return campaign, doc, errors
 
 
-def collect(errors: dict[str, str], exc: ContinuityError) -> None:
+def collect(errors: dict[str, str], exc: ContinuityError, locale: str = "en") -> None:
     """Each error of exc at the form field it names (a missing field says "Required.")."""
     for e in exc.errors if isinstance(exc, InputErrors) else [exc]:
         key = (e.location.field or "form") if isinstance(e, InputError) and e.location else "form"
         if re.fullmatch(r"answer-\d+-text", key):
             continue  # a text missing in a locale: already said at that locale's field
-        if key in errors and errors[key].startswith("Required"):
-            continue
-        message = "Required." if e.message == "required field is missing" else e.message
+        if key in errors and errors[key].startswith(_say(locale, "required")[:-1]):
+            continue  # already said: required
+        message = _say(locale, "required") if e.message == "required field is missing" else e.message
         _add(errors, key, message)
 
 
-def check_only(engine: Engine, form: Mapping[str, str], editing: str | None
+def check_only(engine: Engine, form: Mapping[str, str], editing: str | None, locale: str = "en"
                ) -> tuple[Campaign | None, dict[str, str], list[str]]:
     """Every check of register (or update) without storing anything: (campaign, errors, warnings)."""
     from continuity.campaigns.load import load_checked
@@ -354,13 +392,13 @@ def check_only(engine: Engine, form: Mapping[str, str], editing: str | None
     if editing is not None:
         run = find_run(engine, editing)
         snapshot = _snapshot(engine, run.name, run.version)
-    campaign, doc, errors = validated(engine, form, snapshot)
+    campaign, doc, errors = validated(engine, form, snapshot, locale)
     if campaign is None:
         return None, errors, []
     try:
         checked = load_checked(engine, (campaign, doc), replacing=run)
     except ContinuityError as exc:
-        collect(errors, exc)
+        collect(errors, exc, locale)
         return None, errors, []
     if errors:
         return None, errors, []
@@ -373,8 +411,8 @@ def _snapshot(engine: Engine, name: str, version: int) -> dict[str, Any]:
     return dict(found.snapshot)
 
 
-def register_from_form(engine: Engine, form: Mapping[str, str], *, by: str, editing: str | None = None
-                       ) -> tuple[str | None, dict[str, str], list[str]]:
+def register_from_form(engine: Engine, form: Mapping[str, str], *, by: str, editing: str | None = None,
+                       locale: str = "en") -> tuple[str | None, dict[str, str], list[str]]:
     """Register the campaign the form describes, or with `editing` store a new version of that campaign:
     (its name, {}, warnings), or (None, errors by field, [])."""
     from continuity.campaigns.phases import advance, find_run, register, update
@@ -383,16 +421,16 @@ def register_from_form(engine: Engine, form: Mapping[str, str], *, by: str, edit
     if editing is not None:
         run = find_run(engine, editing)
         snapshot = _snapshot(engine, run.name, run.version)
-    campaign, doc, errors = validated(engine, form, snapshot)
+    campaign, doc, errors = validated(engine, form, snapshot, locale)
     if campaign is None:
         return None, errors, []
     if errors:  # what else register would refuse, so every mistake shows at once
-        return None, check_only(engine, form, editing)[1], []
+        return None, check_only(engine, form, editing, locale)[1], []
     try:
         result = (update(engine, editing, (campaign, doc), by=by) if editing is not None
                   else register(engine, (campaign, doc), by=by))
     except ContinuityError as exc:
-        collect(errors, exc)
+        collect(errors, exc, locale)
         return None, errors, []
     advance(engine, result.run.name)
     return result.run.name, {}, list(result.warnings)

@@ -66,7 +66,7 @@ class CampaignPages(ConsoleBase):
             return self.campaign_form(request, sess, user, form, {}, editing, add=do)
         try:
             if do == "preview":
-                campaign, errors, warnings = check_only(self.daemon.engine, form, editing)
+                campaign, errors, warnings = check_only(self.daemon.engine, form, editing, self.locale(request))
                 if campaign is not None:
                     shown = preview(self.daemon.loaded, campaign, self.daemon.clock.now())
                     return self.campaign_form(request, sess, user, form, {}, editing, preview=shown,
@@ -74,7 +74,7 @@ class CampaignPages(ConsoleBase):
                 name = None
             else:
                 name, errors, warnings = register_from_form(self.daemon.engine, form, by=user.name,
-                                                            editing=editing)
+                                                            editing=editing, locale=self.locale(request))
         except ContinuityError as exc:  # no such campaign, or not active any more
             name, errors = None, {"form": str(exc)}
         if name is None:

@@ -106,9 +106,11 @@ def test_declare_with_the_cause_customers_read_and_the_slovak_and_polish_pages(c
     assert "Irodánkban áramszünet van." in public and "UPS died" not in public, public[-3000:]
 
     # The same pages in Slovak and Polish.
-    expected = {"sk": ("Prehľad", "Nahlásiť výpadok", "Odhlásiť sa", "Príčina pre zákazníkov"),
-                "pl": ("Pulpit", "Zgłoś awarię", "Wyloguj się", "Przyczyna dla klientów")}
-    for lang, (dashboard, declare, sign_out, cause) in expected.items():
+    expected = {"sk": ("Prehľad", "Nahlásiť výpadok", "Odhlásiť sa", "Príčina pre zákazníkov",
+                       "Otázka FAQ č. 1, odpoveď</a>: Povinné: otázka aj odpoveď."),
+                "pl": ("Pulpit", "Zgłoś awarię", "Wyloguj się", "Przyczyna dla klientów",
+                       "Pytanie FAQ nr 1, odpowiedź</a>: Wymagane: zarówno pytanie, jak i odpowiedź.")}
+    for lang, (dashboard, declare, sign_out, cause, half_row) in expected.items():
         switched = c.get(f"/console/lang/{lang}?next=/console/declare")
         assert switched.status == 303 and switched.headers["location"] == "/console/declare"
         page = c.get("/console/declare")
@@ -117,6 +119,8 @@ def test_declare_with_the_cause_customers_read_and_the_slovak_and_polish_pages(c
         assert f">{dashboard}<" in page.text
         for path in ("/console/", "/console/campaigns", "/console/maintenance", "/console/autoreply"):
             assert c.get(path).status == 200, (lang, path)
+        campaign = c.post("/console/campaigns/new", _campaign(page.csrf(), **{"faq-0-q": "?", "do": "preview"}))
+        assert campaign.status == 400 and half_row in _alert(campaign.text)
         bad = c.post("/console/declare", {"csrf": page.csrf(), "channel": "phone", "reason": "", "do": "declare"})
         assert bad.status == 400
     assert "Opisz, co nie działa" in _alert(bad.text)
