@@ -54,6 +54,8 @@ class _Past:
     shown: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # (locale, id) ─► localised
     down: dict[str, int] = field(default_factory=dict)  # seconds down before today, per channel
     version: str = ""  # names this reckoning of the past days, for the rendered section's cache
+    settled: dict[str, list[dict[str, Any]]] | None = None  # today's figures once nothing of today is open
+    settled_at: datetime | None = None
 
 
 class UptimeCache:
@@ -111,7 +113,12 @@ class UptimeCache:
     def _uptime(self, past: _Past, channels: Sequence[str], tz: str, now: datetime,
                 days: int) -> dict[str, dict[str, Any]]:
         today = now.astimezone(ZoneInfo(tz)).date()
-        todays = daily_of(past.today, channels, tz, today, today, now)
+        todays = past.settled if past.settled_at is not None and past.settled_at <= now else None
+        if todays is None:
+            todays = daily_of(past.today, channels, tz, today, today, now)
+            # Every situation of today closed before now: later requests of today get the same figures.
+            if all(s.closed_at is not None and s.closed_at <= now for s in past.today):
+                past.settled, past.settled_at = todays, now
         period = (now - day_bounds(today - timedelta(days=days - 1), tz)[0]).total_seconds()
         out = {}
         for c in channels:
@@ -125,8 +132,13 @@ class UptimeCache:
         """Outages, degraded channels and maintenance closed in the last 14 days (the newest 20), newest first,
         with their public timelines, in `locale`; each localised once per reckoning."""
         since = now - timedelta(days=INCIDENT_DAYS)
-        chosen = [sit for sit in past.closed
-                  if sit.closed_at is not None and since <= sit.closed_at <= now][:INCIDENTS_SHOWN]
+        chosen = []
+        for sit in past.closed:  # newest first
+            if sit.closed_at is None or sit.closed_at > now:
+                continue
+            if sit.closed_at < since or len(chosen) == INCIDENTS_SHOWN:
+                break
+            chosen.append(sit)
         todo = [(sit, store.events_for(sit.id)) for sit in chosen if (locale, sit.id) not in past.shown]
         for (sit, _), shown in zip(todo, incidents(loaded, todo, locale, name), strict=True):
             past.shown[(locale, sit.id)] = shown
