@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from continuity.cli import app
-from continuity.cli.common import clock, console, engine, err_console, guarded, print_json, who
+from continuity.cli.common import clock, console, engine, err_console, guarded, local_time, print_json, who
 from continuity.cli.common import load as load_config
 from continuity.errors import InputError
 
@@ -33,9 +33,7 @@ NAME = Annotated[str, typer.Argument(metavar="NAME", help="The campaign's name (
 
 
 def _local(dt: datetime | None, tz: str) -> str:
-    from zoneinfo import ZoneInfo
-
-    return dt.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z") if dt else "—"
+    return local_time(dt, tz)
 
 
 def _run_dict(eng: Engine, run: CampaignRun) -> dict[str, Any]:

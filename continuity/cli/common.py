@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -23,6 +24,22 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def _flags_without_a_type() -> None:
+    """`--dry-run` is switched on by being there: --help shows no `<bool>` after a flag (typer shows one for
+    every option, flags included; options that take a value keep theirs)."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag and not self.count else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_without_a_type()
 
 
 @dataclass
@@ -99,6 +116,26 @@ def store_for(loaded: LoadedConfig) -> Any:
 
     return open_store(loaded.store_url, loaded.base_dir,
                       busy_timeout=loaded.config.store.busy_timeout.total_seconds(), on_wait=waiting)
+
+
+def local_time(dt: datetime | None, tz: str, *, named: bool = True) -> str:
+    """A moment in the organisation's zone, `2026-12-07 14:54`; with the zone's name (`CET`) when this machine's
+    clock is in another zone at that moment, so nobody reads a Budapest time as their own (`named=False`: a
+    table names the zone once, in its header)."""
+    if dt is None:
+        return "—"
+    from zoneinfo import ZoneInfo
+
+    text = dt.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
+    return f"{text}{zone_name(dt, tz)}" if named else text
+
+
+def zone_name(dt: datetime, tz: str) -> str:
+    """` CET` when the organisation's zone differs from this machine's at that moment, else nothing."""
+    from zoneinfo import ZoneInfo
+
+    there = dt.astimezone(ZoneInfo(tz))
+    return "" if there.utcoffset() == dt.astimezone().utcoffset() else f" {there.strftime('%Z')}"
 
 
 def print_json(data: Any) -> None:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import typer
 
 from continuity.cli import app
-from continuity.cli.common import console, engine, esc, guarded, load, print_json, who
+from continuity.cli.common import console, engine, esc, guarded, load, local_time, print_json, who
 from continuity.durations import parse_eta
 from continuity.errors import InputError
 
@@ -21,7 +20,7 @@ app.add_typer(maint, name="maintenance")
 
 def _local(when: datetime, tz: str) -> str:
     """A window's time as the on-call person reads it: the organisation's local time."""
-    return when.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
+    return local_time(when, tz)
 
 
 def _window_dict(w: Any) -> dict[str, Any]:

@@ -10,19 +10,27 @@ import typer
 
 from continuity import limits
 from continuity.cli import app
-from continuity.cli.common import clock, console, engine, err_console, esc, guarded, load, print_json, who
+from continuity.cli.common import (
+    clock,
+    console,
+    engine,
+    err_console,
+    esc,
+    guarded,
+    load,
+    local_time,
+    print_json,
+    who,
+    zone_name,
+)
 from continuity.durations import parse_eta
 from continuity.errors import ExitCode, InputError
 
 JSON = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 
 
-def _local(dt: str | None, tz: str) -> str:
-    if not dt:
-        return "—"
-    from zoneinfo import ZoneInfo
-
-    return datetime.fromisoformat(dt).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
+def _local(dt: str | None, tz: str, *, named: bool = True) -> str:
+    return local_time(datetime.fromisoformat(dt), tz, named=named) if dt else "—"
 
 
 def _results_table(results: list[Any], title: str) -> None:
@@ -31,13 +39,15 @@ def _results_table(results: list[Any], title: str) -> None:
     if not results:
         return
     table = Table(title=esc(title), title_justify="left")
-    for col in ("step", "action", "sink", "state", "detail"):
+    for col in ("step", "action", "sink", "state"):
         table.add_column(col)
+    # An outbox path or an error shown whole, wrapped on a narrow terminal: never cut in the middle.
+    table.add_column("detail", overflow="fold")
     for r in results:
         style = {"done": "green", "failed": "bold red", "uncertain": "bold yellow"}.get(r.state, "")
         table.add_row(esc(r.row.step_id), esc(r.row.action) if r.row.phase != "undo" else "switch off",
                       esc(r.row.sink), f"[{style}]{esc(r.state)}[/]" if style else esc(r.state),
-                      esc((r.detail or "")[:80]))
+                      esc(r.detail or ""))
     console().print(table)
 
 
@@ -291,7 +301,7 @@ def status(as_json: JSON = False) -> None:
     if as_json:
         print_json(view)
         return
-    _print_status(view, eng.loaded.config.organisation.timezone)
+    _print_status(view, eng.loaded.config.organisation.timezone, eng.clock.now())
     if "vantages" in view:
         _print_vantages(view["vantages"])
 
@@ -313,10 +323,11 @@ def _print_vantages(views: dict[str, Any]) -> None:
         out.print(f"  {esc(name)} last heard {esc(at)}", markup=True)
 
 
-def _print_status(view: dict[str, Any], tz: str) -> None:
+def _print_status(view: dict[str, Any], tz: str, now: datetime) -> None:
     from rich.table import Table
 
     out = console()
+    overdue = 0
     if not view["open"]:
         out.print("[green]All clear:[/] no open situations.")
     for sit in [*view["open"], *view["closed_with_pending_work"]]:
@@ -333,19 +344,26 @@ def _print_status(view: dict[str, Any], tz: str) -> None:
                       f"{esc(state)}[/]: {esc(bad['recovery'] or bad['last_error'])}"
                       + (f" (retry at {_local(bad['next_retry_at'], tz)})" if bad["next_retry_at"] else ""))
         table = Table(show_edge=False, pad_edge=False)
-        for col in ("id", "step", "action", "sink", "due", "state", "tries"):
-            table.add_column(col)
+        for col in ("id", "step", "action", "sink", f"due{zone_name(now, tz)}", "state", "tries"):
+            table.add_column(col, no_wrap=col.startswith(("step", "due")))
         for s in sit["steps"]:
             if s["state"] == "cancelled":
                 continue
             state = "interrupted" if s["interrupted"] else s["state"]
+            if state == "planned" and s["due_at"] and datetime.fromisoformat(s["due_at"]) <= now:
+                state, overdue = "overdue", overdue + 1  # due, and nothing has run it
             colour = {"done": "green", "failed": "bold red", "uncertain": "bold yellow", "running": "cyan",
-                      "interrupted": "bold yellow", "undone": "dim"}.get(state, "")
+                      "interrupted": "bold yellow", "undone": "dim", "overdue": "bold yellow"}.get(state, "")
             table.add_row(str(s["id"]), esc(s["step"]), "switch off" if s["phase"] == "undo" else esc(s["action"]),
-                          esc(s["sink"]), _local(s["due_at"], tz),
+                          esc(s["sink"]), _local(s["due_at"], tz, named=False),
                           f"[{colour}]{esc(state)}[/]" if colour else esc(state),
                           str(s["attempts"]))
         out.print(table)
+    if overdue:
+        many = overdue > 1
+        out.print(f"\n[bold yellow]{overdue} step{'s are' if many else ' is'} overdue[/]: nothing has run "
+                  f"{'them' if many else 'it'} yet. `continuity tick` runs what is due now; `continuity daemon` "
+                  "(or `tick` from cron every minute) runs steps at their times.")
     if view["next_due"]:
         out.print(f"\nNext step due: {_local(view['next_due'], tz)}")
 
