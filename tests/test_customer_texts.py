@@ -80,6 +80,8 @@ def test_hungarian_reason_stays_with_staff_everywhere_customers_look(tmp_path: P
     daemon = DaemonProc(config, port)
     daemon.start()
     try:
+        # The shipped config has no probes: the daemon says so plainly when it starts.
+        assert "nothing is watched: add `health` to a channel" in daemon.log_text()
         opened = run_cli(tmp_path, "outage", "phone", "--reason", HU_REASON, "--cause", "provider", "--eta", "2h")
         assert opened.returncode == 0, opened.stdout + opened.stderr
         texts = customer_texts(tmp_path / "outbox")

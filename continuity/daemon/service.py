@@ -145,7 +145,10 @@ class Daemon:
 
         self.started_at = self.clock.now()
         clustered = getattr(self.seat, "clustered", False)
-        event(self.log, "daemon.start", f"watching {len(self.health)} channel(s)" + (
+        watched = (f"watching {len(self.health)} channel(s)" if self.health or self.surge.watches else
+                   "nothing is watched: add `health` to a channel (the daemon still runs due steps and serves "
+                   "its pages)")
+        event(self.log, "daemon.start", watched + (
               f" as node {self.node} of a cluster; leads when no other node does" if clustered else ""),
               channels=list(self.health), node=self.node)
         self.scheduler.start()
