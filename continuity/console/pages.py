@@ -15,6 +15,22 @@ ROLE_NAMES = {"en": {"oncall": "on-call", "marketing": "marketing", "viewer": "v
               "hu": {"oncall": "ügyeletes", "marketing": "marketing", "viewer": "olvasó"},
               "sk": {"oncall": "pohotovosť", "marketing": "marketing", "viewer": "len na čítanie"},
               "pl": {"oncall": "dyżurny", "marketing": "marketing", "viewer": "tylko odczyt"}}
+# Channel states, vantage readings and campaign phases as each language says them (the CSS keys stay English).
+STATE_NAMES = {
+    "hu": {"up": "működik", "down": "nem működik", "degraded": "akadozik", "unknown": "ismeretlen",
+           "not checked": "nincs ellenőrizve", "outage": "üzemzavar", "surge": "csúcsidőszak",
+           "maintenance": "karbantartás", "silent": "néma", "waiting": "várakozik", "upcoming": "közelgő",
+           "briefed": "tájékoztatva", "live": "fut", "ended": "véget ért", "cancelled": "törölve"},
+    "sk": {"up": "funguje", "down": "nefunguje", "degraded": "obmedzene", "unknown": "neznámy",
+           "not checked": "nekontrolované", "outage": "výpadok", "surge": "nárast dopytu", "maintenance": "údržba",
+           "silent": "mlčí", "waiting": "čaká sa", "upcoming": "pripravovaná", "briefed": "kolegovia informovaní",
+           "live": "prebieha", "ended": "skončená", "cancelled": "zrušená"},
+    "pl": {"up": "działa", "down": "nie działa", "degraded": "działa z zakłóceniami", "unknown": "nieznany",
+           "not checked": "niesprawdzony", "outage": "awaria", "surge": "wzmożony ruch",
+           "maintenance": "prace serwisowe", "silent": "milczy", "waiting": "oczekiwanie",
+           "upcoming": "nadchodząca", "briefed": "zespół poinformowany", "live": "trwa", "ended": "zakończona",
+           "cancelled": "anulowana"},
+}
 LANGUAGE_NAMES = {"en": "English", "hu": "Magyar", "sk": "Slovenčina", "pl": "Polski"}
 
 
@@ -43,4 +59,5 @@ class Pages:
         return self.env.get_template(self.find(name, locale)).render(
             **data, layout=self.find("base.html", locale), part=lambda other: self.find(other, locale),
             lang=locale, languages=languages, here=here,
-            organisation=self.loaded.config.organisation.name, role_names=ROLE_NAMES.get(locale, ROLE_NAMES["en"]))
+            organisation=self.loaded.config.organisation.name, role_names=ROLE_NAMES.get(locale, ROLE_NAMES["en"]),
+            state_names=STATE_NAMES.get(locale, {}))
