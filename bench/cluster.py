@@ -1,7 +1,7 @@
 """A cluster of daemons on one PostgreSQL store, in one run: the failover time after a SIGKILL of the leader,
 the ledger's cost per step on PostgreSQL against SQLite, and what a second node costs on 1,000 probes a cycle.
 
-    python bench/cluster.py [--kills 10] [--steps 300] [--rounds 3] [--probe-seconds 30]
+    python bench/cluster.py [--kills 10] [--steps 200] [--rounds 3] [--probe-seconds 30]
 
 1. Failover: two `continuity daemon --node` processes (tests/cluster/kit.py's Node) on a fresh database; the
    leader is SIGKILLed, started again at once (it comes back as a follower), and the time from the kill until
@@ -90,32 +90,62 @@ def failover(workdir: Path, kills: int) -> None:
           f"/{len(times)} times (else the restarted node won the lock first)")
 
 
+FAST = "-c fsync=off -c synchronous_commit=off"  # how tests/store/pgserver.py runs the server
+
+
+def durable(on: bool) -> None:
+    """Restart the bench's server with fsync and synchronous_commit on (each COMMIT waits for the disk, as
+    SQLite's does with synchronous=FULL) or off again, as the tests run it."""
+    srv = server()
+    wanted = srv.options.replace(FAST, "") if on else srv.options
+    if on == (FAST not in srv.options):
+        return
+    srv.stop("fast")
+    srv.options = wanted if on else srv.options + " " + FAST
+    srv.start()
+
+
+KINDS = {"sqlite": "sqlite file (WAL, synchronous=FULL)", "pg-fast": "postgresql, fsync off (as the tests)",
+         "pg-durable": "postgresql, fsync on"}
+
+
 def ledger(workdir: Path, steps: int, rounds: int) -> None:
     warm = workdir / "warm"
     warm.mkdir()
     ledger_overhead.through_engine(ledger_overhead.setup(warm, 1), db="warm.db")  # compiles the templates once
-    per: dict[str, list[float]] = {"sqlite": [], "postgresql": []}
+    per: dict[str, list[float]] = {k: [] for k in KINDS}
     ran = 0
-    for r in range(rounds):
-        for kind in ("sqlite", "postgresql") if r % 2 == 0 else ("postgresql", "sqlite"):
-            folder = workdir / f"{kind}-{r}"
-            folder.mkdir()
-            url = fresh_database() if kind == "postgresql" else None
-            try:
-                seconds, ran = ledger_overhead.through_engine(ledger_overhead.setup(folder, steps), store_url=url)
-            finally:
-                if url:
-                    drop_database(url)
-            per[kind].append(seconds / ran * 1000)
+    order = list(KINDS)
+    try:
+        for r in range(rounds):
+            for kind in order[r % 3:] + order[:r % 3]:  # each kind first in one round: drift hits all alike
+                folder = workdir / f"{kind}-{r}"
+                folder.mkdir()
+                url = None
+                if kind != "sqlite":
+                    durable(kind == "pg-durable")
+                    url = fresh_database()
+                try:
+                    timed = ledger_overhead.through_engine(ledger_overhead.setup(folder, steps), store_url=url)
+                    seconds, ran = timed[0], timed[-1]  # (wall, [cpu,] steps): wall time, as the server's is too
+                finally:
+                    if url:
+                        drop_database(url)
+                per[kind].append(seconds / ran * 1000)
+    finally:
+        durable(False)
     folder = workdir / "direct"
     folder.mkdir()
-    direct_ms = ledger_overhead.direct(ledger_overhead.setup(folder, steps), ran) / ran * 1000
-    sq, pg = statistics.median(per["sqlite"]), statistics.median(per["postgresql"])
+    timed = ledger_overhead.direct(ledger_overhead.setup(folder, steps), ran)
+    direct_ms = (timed[0] if isinstance(timed, tuple) else timed) / ran * 1000  # wall seconds [, cpu]
+    med = {k: statistics.median(v) for k, v in per.items()}
     print(f"ledger per step, {ran} steps through the engine, median of {rounds} (interleaved):")
-    print(f"  sqlite file:        {sq:6.2f} ms/step  (runs: {' '.join(f'{x:.2f}' for x in per['sqlite'])})")
-    print(f"  postgresql (local): {pg:6.2f} ms/step  (runs: {' '.join(f'{x:.2f}' for x in per['postgresql'])})")
-    print(f"  straight to the sink, no ledger: {direct_ms:.2f} ms/step")
-    print(f"ratio postgresql/sqlite per step: {pg / sq:.2f}")
+    for kind, label in KINDS.items():
+        print(f"  {label:<38} {med[kind]:6.2f} ms/step  (runs: {' '.join(f'{x:.2f}' for x in per[kind])})")
+    print(f"  straight to the sink, no ledger: {direct_ms:.2f} ms/step; one write+fsync on this disk: "
+          f"{ledger_overhead.fsync_cost(workdir) * 1000:.2f} ms")
+    print(f"ratio postgresql/sqlite per step: {med['pg-durable'] / med['sqlite']:.2f} with fsync on both; "
+          f"{med['pg-fast'] / med['sqlite']:.2f} with PostgreSQL's fsync off")
 
 
 def probe_config(workdir: Path, url: str, base_url: str) -> Path:
@@ -232,7 +262,7 @@ def probes(workdir: Path, seconds: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=10)
-    parser.add_argument("--steps", type=int, default=300, help="extra immediate steps of the ledger's outage")
+    parser.add_argument("--steps", type=int, default=200, help="extra immediate steps of the ledger's outage")
     parser.add_argument("--rounds", type=int, default=3, help="ledger runs per store, interleaved")
     parser.add_argument("--probe-seconds", type=float, default=30)
     args = parser.parse_args()
@@ -240,7 +270,7 @@ def main() -> None:
     srv = server()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; PostgreSQL on 127.0.0.1:{srv.port} "
-          f"({srv.bindir.parent.name}, fsync off)")
+          f"({srv.bindir.parent.name}; fsync off but for the ledger's durable runs)")
     tmp = Path(tempfile.mkdtemp(prefix="continuity-bench-cluster-"))
     try:
         for name, part in (("failover", lambda d: failover(d, args.kills)),
