@@ -65,7 +65,7 @@ def failover(workdir: Path, kills: int) -> None:
             n.start()
         wait_for(lambda: len(leaders(nodes)) == 1, 30, "a first leader")
         for kill in range(kills):
-            wait_for(lambda: all(n.role() in ("leader", "follower") for n in nodes), 30,
+            wait_for(lambda: all(n.role() in ("leader", "follower") for n in nodes), 60,
                      f"both nodes serving before kill {kill + 1}")
             time.sleep(rng.uniform(0.3, 1.5))  # kills at different moments of the followers' 1 s poll
             (leader,) = wait_for(lambda: leaders(nodes), 20, f"a leader before kill {kill + 1}")
@@ -76,6 +76,11 @@ def failover(workdir: Path, kills: int) -> None:
             new = wait_for(lambda: leaders(nodes), 20, f"a leader after kill {kill + 1}", every=0.02)
             times.append(time.monotonic() - killed)
             by_survivor += new[0] is survivor
+    except AssertionError:
+        for n in nodes:  # what the nodes said, for whoever reads a failed run
+            print(f"--- {n.name} (running: {n.running}), last lines of its log:\n"
+                  + "\n".join(n.log_text().splitlines()[-15:]), file=sys.stderr)
+        raise
     finally:
         for n in nodes:
             if n.running:
