@@ -160,10 +160,12 @@ def _babel(locale: str) -> str:
 
 
 @functools.lru_cache(maxsize=2048)
-def _date_text(day: date, locale: str) -> str:
-    from babel.dates import format_date
+def _date_text(day: date, locale: str, year: bool) -> str:
+    """`10 November` (`10 November 2025` for a day of another year than today's), in the locale's words."""
+    from babel.dates import format_date, format_skeleton
 
-    return format_date(day, "long", locale=_babel(locale))
+    return format_date(day, "long", locale=_babel(locale)) if year else format_skeleton(
+        "MMMMd", day, locale=_babel(locale))
 
 
 @functools.lru_cache(maxsize=512)
@@ -186,6 +188,7 @@ def cells(days: list[dict[str, Any]], first_at: datetime | None, tz: str, locale
     """One cell per day for the template: state, date as words, minutes down and of maintenance with the
     plural category of each (a part of a minute counts as a minute: a red cell never says 0)."""
     out = []
+    this_year = days[-1]["date"][:4] if days else ""
     for d in days:
         day = date.fromisoformat(d["date"])
         down, maint = math.ceil(d["down_seconds"] / 60), math.ceil(d["maintenance_seconds"] / 60)
@@ -197,7 +200,8 @@ def cells(days: list[dict[str, Any]], first_at: datetime | None, tz: str, locale
             state = "nodata"
         else:
             state = "up"
-        out.append({"date": d["date"], "date_text": _date_text(day, locale), "state": state,
+        out.append({"date": d["date"], "date_text": _date_text(day, locale, d["date"][:4] != this_year),
+                    "state": state,
                     "down_minutes": down, "down_form": plural(down, locale),
                     "maintenance_minutes": maint, "maintenance_form": plural(maint, locale)})
     return out
