@@ -170,3 +170,23 @@ def test_string_templates_compile_once_per_source() -> None:
     other = env.from_string("Bye {{ name }}")
     assert other is not first and other.render(name="x") == "Bye x"
     assert first.render(name="y") == "Hello y"
+
+
+def test_sinks_that_skip_earlier_rows_never_read_them() -> None:
+    """A sink that says `reads_earlier = False` gets `Action.earlier == ()`: it must not look at it (nor inherit
+    a method that does), or it would silently see nothing."""
+    import inspect
+
+    from continuity.sinks import SINKS, sink_class
+    from continuity.sinks.base import Sink
+
+    skipping = []
+    for type_name in SINKS:
+        cls = sink_class(type_name)
+        if getattr(cls, "reads_earlier", True):
+            continue
+        skipping.append(type_name)
+        for klass in cls.__mro__:
+            if klass not in (Sink, object):
+                assert ".earlier" not in inspect.getsource(klass), (type_name, klass.__name__)
+    assert {"outbox", "file_banner", "webhook", "email", "chat", "voice_text"} <= set(skipping)

@@ -62,6 +62,7 @@ class ChatSink(Sink):
     """Sends title + body to every configured apprise URL; each URL is one chat target."""
 
     type_name = "chat"
+    reads_earlier = False  # its send marks, not earlier rows, say what went out (see Runner._reads_earlier)
     Settings = ChatSettings
     actions = frozenset({"notify", "post"})
     # Re-running an action is safe: each target's progress is in the store's send marks (sent: skipped;

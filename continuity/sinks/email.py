@@ -89,6 +89,7 @@ class EmailSink(Sink):
     """Sends each action as a plain-text email to every address in `to`."""
 
     type_name = "email"
+    reads_earlier = False  # its send marks, not earlier rows, say what went out (see Runner._reads_earlier)
     Settings = EmailSettings
     actions = frozenset({"notify", "notice", "post"})
     # Re-running an action is safe: each recipient's progress is in the store's send marks (sent: skipped;

@@ -41,6 +41,7 @@ class FileBannerSink(LockedFilesSink):
     """Writes `<name>.json` and `<name>.html` into a directory the website serves."""
 
     type_name = "file_banner"
+    reads_earlier = False  # the banner files hold the current state (see Runner._reads_earlier)
     Settings = FileBannerSettings
     actions = frozenset({"banner", "notice"})
     idempotent = True

@@ -39,6 +39,7 @@ class VoiceTextSettings(FilesSettings):
 
 class VoiceTextSink(LockedFilesSink):
     type_name = "voice_text"
+    reads_earlier = False  # the state file holds the current text (see Runner._reads_earlier)
     Settings = VoiceTextSettings
     actions = frozenset({"announce"})
     idempotent = True

@@ -41,6 +41,7 @@ class WebhookSink(Sink):
     """POSTs the rendered action as JSON; 2xx is done, 5xx/429/network trouble is retried, other 4xx fail."""
 
     type_name = "webhook"
+    reads_earlier = False  # one POST per row, keyed by the row (see Runner._reads_earlier)
     Settings = WebhookSettings
     actions = frozenset({"notify", "post", "notice", "banner"})
     idempotent = True
