@@ -87,6 +87,8 @@ def test_the_days_in_chromium_at_390px_readable_and_accessible(history: tuple[st
         [down] = [i for i, t in enumerate(texts) if t == nov10]
         assert cells.nth(down).get_attribute("class") == "d"  # partly down
         assert cells.nth(0).get_attribute("class") == "n"  # no data: before the ledger's first record
+        colours = [cells.nth(i).evaluate("e => getComputedStyle(e).backgroundColor") for i in (0, down, 89)]
+        assert colours == ["rgb(140, 140, 134)", "rgb(179, 38, 30)", "rgb(46, 125, 50)"], colours  # grey, red, green
         tip = cells.nth(down).locator("span")
         hidden = tip.bounding_box()
         assert hidden is not None and hidden["width"] <= 1  # read aloud, not shown, until asked for
