@@ -3,11 +3,12 @@
     registered ──(start − lead)──► briefed ──(start)──► live ──(end)──► ended ──(recurring)──► next year's run
          └───────────── cancel ──────┴────────────────────┴──► cancelled
 
-At start − lead the situation opens (engine.open, kind `surge`, scope `campaign:<name>`) and the playbook's
-steps are planned in the ledger at once: the briefing at the opening, the reminder at the `reminder` moment,
-the launch steps (banner, customer notice, status post) at the `launch` moment. At the end the situation is
-closed, which switches off what launch switched on and sends the staff summary. `advance` moves every run
-along the clock; `continuity tick`, the engine's run_due and the daemon call it, like maintenance windows.
+At the briefing (start − lead, moved back to `campaigns.brief_at`, 09:00) the situation opens (engine.open,
+kind `surge`, scope `campaign:<name>`) and the playbook's steps are planned in the ledger at once: the
+briefing at the opening, the reminder at the `reminder` moment, the launch steps (banner, customer notice,
+status post) at the `launch` moment. At the end the situation is closed, which switches off what launch
+switched on and sends the staff summary. `advance` moves every run along the clock; `continuity tick`, the
+engine's run_due and the daemon call it, like maintenance windows.
 
 The reminder goes out at `campaigns.morning_hour` (09:00) organisation time on the launch day, unless that is
 less than two hours before the launch (a midnight or early-morning start): then at the same hour the day
@@ -53,6 +54,18 @@ def scope(name: str) -> str:
 
 def lead_of(engine: Engine, campaign: Campaign) -> timedelta:
     return campaign.lead if campaign.lead is not None else engine.loaded.config.campaigns.min_lead
+
+
+def briefing_time(engine: Engine, starts_at: datetime, lead: timedelta) -> datetime:
+    """When staff are briefed: `start − lead`, moved back to the last `campaigns.brief_at` (09:00 organisation
+    time) at or before it, so a briefing falls in working hours and never gives less lead than asked."""
+    zone = ZoneInfo(engine.loaded.config.organisation.timezone)
+    latest = (starts_at - lead).astimezone(zone)
+    when = datetime.combine(latest.date(), engine.loaded.config.campaigns.brief_at, tzinfo=zone)
+    if when > latest:
+        when = datetime.combine(latest.date() - timedelta(days=1), engine.loaded.config.campaigns.brief_at,
+                                tzinfo=zone)
+    return when.astimezone(UTC)
 
 
 def reminder_time(engine: Engine, starts_at: datetime, opens_at: datetime) -> datetime | None:
@@ -121,8 +134,8 @@ def register(engine: Engine, source: Path | tuple[Campaign, Document], *, by: st
         version = insert_version(engine.store, name=c.name, created_by=by, created_at=now, source=checked.source,
                                  snapshot=c.model_dump(mode="json"), changes=[])
         run_id = insert_run(engine.store, name=c.name, run=(existing.run + 1) if existing else 1, version=version,
-                            starts_at=c.start, ends_at=c.end, opens_at=c.start - lead_of(engine, c),
-                            created_by=by, created_at=now)
+                            starts_at=c.start, ends_at=c.end,
+                            opens_at=briefing_time(engine, c.start, lead_of(engine, c)), created_by=by, created_at=now)
     run = get_run(engine.store, run_id)
     assert run is not None
     return Registered(run, checked.warnings)
@@ -147,7 +160,7 @@ def update(engine: Engine, name: str, source: Path | tuple[Campaign, Document], 
         version = insert_version(engine.store, name=name, created_by=by, created_at=now, source=checked.source,
                                  snapshot=new, changes=changes)
         set_run(engine.store, run.id, at=now, version=version, starts_at=c.start, ends_at=c.end,
-                opens_at=c.start - lead_of(engine, c))
+                opens_at=briefing_time(engine, c.start, lead_of(engine, c)))
         fresh = get_run(engine.store, run.id)
         assert fresh is not None
         told = False
@@ -272,7 +285,8 @@ def _plan_next(engine: Engine, run: CampaignRun) -> CampaignRun | None:
         return None
     now = engine.clock.now()
     run_id = insert_run(engine.store, name=run.name, run=run.run + 1, version=run.version, starts_at=start,
-                        ends_at=end, opens_at=start - lead_of(engine, c), created_by=run.created_by, created_at=now)
+                        ends_at=end, opens_at=briefing_time(engine, start, lead_of(engine, c)),
+                        created_by=run.created_by, created_at=now)
     return get_run(engine.store, run_id)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -412,6 +412,19 @@ class Campaigns(Strict):
 
     min_lead: Duration = timedelta(hours=48)
     morning_hour: int = Field(default=9, ge=0, le=23)
+    # Staff are briefed at this time of day (organisation time), on the last day that still gives them the
+    # campaign's full lead: a midnight launch is not briefed at midnight.
+    brief_at: time = time(9, 0)
+
+    @field_validator("brief_at", mode="before")
+    @classmethod
+    def _clock_time(cls, value: Any) -> Any:
+        # YAML 1.1 reads an unquoted 10:30 as the number 630 (base 60): minutes since midnight.
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 24 or value >= 24 * 60:
+                raise ValueError("write a time of day, e.g. \"09:00\"")
+            return time(value // 60, value % 60)
+        return value
 
 
 class Config(Strict):

@@ -95,7 +95,7 @@ def test_campaign_commands_end_to_end(cli: RunCli, workdir: Path) -> None:
     assert reg.returncode == 0, reg.stderr
     info = json.loads(reg.stdout)
     assert info["campaign"]["state"] == "registered" and info["warnings"] == []
-    assert info["campaign"]["brief_at"] == "2026-11-29T07:00:00+00:00"
+    assert info["campaign"]["brief_at"] == "2026-11-28T08:00:00+00:00"  # 09:00 in Budapest, in working hours
     assert info["campaign"]["reminder_at"] == "2026-11-30T08:00:00+00:00"
 
     listed = json.loads(cli("campaign", "list", "--json", now=NOW).stdout)

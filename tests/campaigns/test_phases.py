@@ -19,7 +19,8 @@ from tests.conftest import NOW, Configure, MakeEngine, tick
 
 START = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)  # 08:00 in Budapest
 END = datetime(2026, 12, 3, 19, 0, tzinfo=UTC)
-BRIEF = START - timedelta(hours=48)
+# 48h ahead is Sunday 08:00 in Budapest, before campaigns.brief_at (09:00): briefed the day before at 09:00
+BRIEF = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 REMINDER = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)  # 09:00 in Budapest the day before (launch before 11:00)
 
 
@@ -144,7 +145,7 @@ def test_a_recurring_campaign_plans_next_years_run(engine: MakeEngine, workdir: 
     assert (first.run, first.state) == (1, "ended")
     assert (second.run, second.state, second.version) == (2, "registered", first.version)
     assert second.starts_at == datetime(2027, 12, 1, 7, 0, tzinfo=UTC)  # same local time a year later
-    assert second.opens_at == second.starts_at - timedelta(hours=48)
+    assert second.opens_at == datetime(2027, 11, 28, 8, 0, tzinfo=UTC)  # 48h ahead is 08:00: at 09:00 the day before
     assert "next year" in outbox_text(workdir, "summary")
 
     at(eng, second.opens_at)
@@ -197,7 +198,7 @@ def test_update_after_the_briefing_tells_staff_what_changed(engine: MakeEngine, 
 def test_a_start_moved_closer_skips_the_reminder_whose_morning_is_gone(engine: MakeEngine, workdir: Path) -> None:
     eng = engine()
     phases.register(eng, write(workdir), by="marketing")
-    at(eng, BRIEF)  # Sunday 08:00 in Budapest: briefed, the reminder planned for Monday morning
+    at(eng, BRIEF)  # Saturday 09:00 in Budapest: briefed, the reminder planned for Monday morning
     # Marketing pulls the launch to 10:00 today: this morning's reminder moment was before the briefing.
     sooner = write(workdir, name="sooner.yaml", **{"start: 2026-12-01T08:00:00+01:00":
                                                    "start: 2026-11-29T10:00:00+01:00"})
