@@ -42,7 +42,7 @@ def axe_script() -> Path | None:
     return path if path.is_file() else None
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed (scripts/test.sh installs it with apt)")
