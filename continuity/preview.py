@@ -320,3 +320,36 @@ def _variants(channel: str, now: datetime, group: str, playbook: Playbook) -> li
             sit = sample_situation(channel, now, eta=eta, closed=closed, playbook=playbook.name)
             out.append(replace(sit, kind=playbook.kind, data=data))
     return out
+
+
+def campaign_texts(loaded: LoadedConfig, campaign: Any, now: datetime) -> list[dict[str, Any]]:
+    """What a campaign will send, before it is registered (`campaign register --dry-run`): every step of its
+    surge playbook (the briefing, the reminder, the launch banner, notice, auto-reply and status post, the
+    summary), rendered in every locale of its audience, as the registered campaign will render them."""
+    import continuity.campaigns  # noqa: F401  (registers the `campaign` template variable)
+    from continuity.campaigns.load import playbook_named
+    from continuity.campaigns.model import text_for
+
+    playbook = playbook_named(loaded, campaign.playbook)
+    data = {"campaign": {"name": campaign.name, "run": 1, "version": 1, "starts_at": campaign.start.isoformat(),
+                         "ends_at": campaign.end.isoformat(), "snapshot": campaign.model_dump(mode="json")}}
+    sit = SituationRecord(id=-1, kind="surge", channel=f"campaign:{campaign.name}", playbook=playbook.name,
+                          state="open", source="campaign", opened_by="campaign",
+                          reason=str(text_for(campaign.title, "en", [])), eta=campaign.end, note=None, revision=0,
+                          opened_at=now, closed_at=None, closed_by=None, data=data)
+    catalog = TemplateCatalog(loaded)
+    out = []
+    for group, step in playbook.all_steps():
+        # the moment the step renders at, for "today"/"tomorrow" words (the reminder: the day before launch)
+        moment = {"launch": campaign.start, "reminder": campaign.start - timedelta(days=1)}.get(
+            step.at or "", campaign.end if group == "close" else now)
+        texts = []
+        for locale in catalog.locales_for(step.audience):
+            ctx = template_context(loaded, sit, playbook, locale, moment, step_id=step.id)
+            rendered = catalog.render(step.template, locale, ctx)
+            texts.append({"locale": locale, "text": (rendered.title + "\n" if rendered.title else "") + rendered.body})
+        out.append({"step": step.id, "action": step.action, "to": step.to, "group": group,
+                    "when": {"reminder": "the morning before launch", "launch": "at the start"}.get(
+                        step.at or "", {"open": "at the briefing", "close": "at the end"}.get(group, group)),
+                    "audience": step.audience, "texts": texts})
+    return out

@@ -40,6 +40,7 @@ from continuity.engine import CAMPAIGN_SCOPE
 from continuity.errors import InputError
 
 if TYPE_CHECKING:
+    from continuity.config.loader import LoadedConfig
     from continuity.config.yamlsrc import Document
     from continuity.engine import Engine
 
@@ -56,15 +57,14 @@ def lead_of(engine: Engine, campaign: Campaign) -> timedelta:
     return campaign.lead if campaign.lead is not None else engine.loaded.config.campaigns.min_lead
 
 
-def briefing_time(engine: Engine, starts_at: datetime, lead: timedelta) -> datetime:
+def briefing_time(loaded: LoadedConfig, starts_at: datetime, lead: timedelta) -> datetime:
     """When staff are briefed: `start − lead`, moved back to the last `campaigns.brief_at` (09:00 organisation
     time) at or before it, so a briefing falls in working hours and never gives less lead than asked."""
-    zone = ZoneInfo(engine.loaded.config.organisation.timezone)
+    zone, brief_at = ZoneInfo(loaded.config.organisation.timezone), loaded.config.campaigns.brief_at
     latest = (starts_at - lead).astimezone(zone)
-    when = datetime.combine(latest.date(), engine.loaded.config.campaigns.brief_at, tzinfo=zone)
+    when = datetime.combine(latest.date(), brief_at, tzinfo=zone)
     if when > latest:
-        when = datetime.combine(latest.date() - timedelta(days=1), engine.loaded.config.campaigns.brief_at,
-                                tzinfo=zone)
+        when = datetime.combine(latest.date() - timedelta(days=1), brief_at, tzinfo=zone)
     return when.astimezone(UTC)
 
 
@@ -135,7 +135,8 @@ def register(engine: Engine, source: Path | tuple[Campaign, Document], *, by: st
                                  snapshot=c.model_dump(mode="json"), changes=[])
         run_id = insert_run(engine.store, name=c.name, run=(existing.run + 1) if existing else 1, version=version,
                             starts_at=c.start, ends_at=c.end,
-                            opens_at=briefing_time(engine, c.start, lead_of(engine, c)), created_by=by, created_at=now)
+                            opens_at=briefing_time(engine.loaded, c.start, lead_of(engine, c)), created_by=by,
+                            created_at=now)
     run = get_run(engine.store, run_id)
     assert run is not None
     return Registered(run, checked.warnings)
@@ -160,7 +161,7 @@ def update(engine: Engine, name: str, source: Path | tuple[Campaign, Document], 
         version = insert_version(engine.store, name=name, created_by=by, created_at=now, source=checked.source,
                                  snapshot=new, changes=changes)
         set_run(engine.store, run.id, at=now, version=version, starts_at=c.start, ends_at=c.end,
-                opens_at=briefing_time(engine, c.start, lead_of(engine, c)))
+                opens_at=briefing_time(engine.loaded, c.start, lead_of(engine, c)))
         fresh = get_run(engine.store, run.id)
         assert fresh is not None
         told = False
@@ -285,7 +286,7 @@ def _plan_next(engine: Engine, run: CampaignRun) -> CampaignRun | None:
         return None
     now = engine.clock.now()
     run_id = insert_run(engine.store, name=run.name, run=run.run + 1, version=run.version, starts_at=start,
-                        ends_at=end, opens_at=briefing_time(engine, start, lead_of(engine, c)),
+                        ends_at=end, opens_at=briefing_time(engine.loaded, start, lead_of(engine, c)),
                         created_by=run.created_by, created_at=now)
     return get_run(engine.store, run_id)
 

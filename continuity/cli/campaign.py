@@ -114,6 +114,9 @@ def register(
                                                                   "from a campaign file).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Accept a lead time under campaigns.min_lead (staff get "
                                                         "less time to prepare).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check it and show every text it will send (briefing, "
+                                                            "banner, notice, auto-reply, …) in every locale, and "
+                                                            "when; store nothing.")] = False,
     by: BY = None,
     as_json: JSON = False,
 ) -> None:
@@ -147,8 +150,11 @@ def register(
                          Location(SOURCE))
     source = file if file is not None else from_flags(flags)  # flag mistakes are reported before the store opens
     loaded = load_config()
-    if file is not None:  # a bad file is refused before the ledger is opened (or created)
-        source = precheck(loaded, file, clock().now())
+    if file is not None or dry_run:  # a bad file is refused before the ledger is opened (or created)
+        source = precheck(loaded, file if file is not None else source, clock().now())
+    if dry_run:
+        _print_dry_run(loaded, source[0], as_json)
+        return
     eng = engine(loaded)
     result = do_register(eng, source, by=who(by), force=force)
     ran = _after_change(eng, result.run.name)
@@ -159,6 +165,79 @@ def register(
     _print_warnings(result.warnings)
     console().print(f"[bold]Campaign {info['name']} registered[/] (version {info['version']}).")
     _print_schedule(eng, info)
+
+
+def _print_dry_run(loaded: Any, campaign: Any, as_json: bool) -> None:
+    """The campaign's schedule and every text it will send, per locale; nothing stored."""
+    from continuity.campaigns.phases import briefing_time
+    from continuity.preview import campaign_texts
+
+    lead = campaign.lead if campaign.lead is not None else loaded.config.campaigns.min_lead
+    tz = loaded.config.organisation.timezone
+    brief = briefing_time(loaded, campaign.start, lead)
+    steps = campaign_texts(loaded, campaign, clock().now())
+    if as_json:
+        print_json({"dry_run": True, "name": campaign.name, "brief_at": brief.isoformat(),
+                    "starts_at": campaign.start.isoformat(), "ends_at": campaign.end.isoformat(), "steps": steps})
+        return
+    out = console()
+    out.print(f"Dry run: campaign {campaign.name} (nothing was stored). Briefing {_local(brief, tz)}, start "
+              f"{_local(campaign.start, tz)}, end {_local(campaign.end, tz)}.", markup=False)
+    for s in steps:
+        out.print(f"\n== {s['step']} ({s['action']} → {s['to']}), {s['when']}", markup=False, style="bold")
+        for t in s["texts"]:
+            out.print(f"-- [{t['locale']}]", markup=False)
+            out.print(t["text"].strip(), markup=False, highlight=False)
+
+
+@camp.command("new")
+@guarded
+def new(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The campaign's name, e.g. spring-sale.")],
+    start: Annotated[str | None, typer.Option("--start", help="When it starts, organisation time: 2027-03-01 or "
+                                                              "'2027-03-01 08:00' (default: two weeks from today, "
+                                                              "00:00).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="The file to write (default NAME.yaml; never "
+                                                                 "overwritten).")] = None,
+) -> None:
+    """Write a campaign file to start from: the shipped example, named NAME and dated ahead.
+
+    Edit its texts, codes and FAQ, check what it will send with `continuity campaign register FILE --dry-run`,
+    then register it.
+    """
+    from continuity.campaigns.load import precheck
+    from continuity.campaigns.phases import briefing_time
+    from continuity.campaigns.scaffold import default_start, parse_start, scaffold
+    from continuity.shipped import shipped_dir
+
+    loaded = load_config()
+    tz = loaded.config.organisation.timezone
+    now = clock().now()
+    starts = parse_start(start, tz) if start else default_start(now, tz)
+    lead = loaded.config.campaigns.min_lead
+    if briefing_time(loaded, starts, lead) <= now:
+        raise InputError(f"--start {_local(starts, tz)}: too soon to brief staff {_lead_words(lead)} ahead "
+                         "(campaigns.min_lead); give a later start")
+    path = out or Path(f"{name}.yaml")
+    if path.exists():
+        raise InputError(f"{path} already exists; nothing was written (choose another --out)")
+    example = (shipped_dir("playbooks") / "campaign-example.yaml").read_text(encoding="utf-8")
+    text = scaffold(example, name, starts, tz)
+    path.write_text(text, encoding="utf-8")
+    try:
+        campaign, _ = precheck(loaded, path, now)
+    except InputError:
+        path.unlink()
+        raise
+    console().print(f"Wrote {path}: campaign {name}, {_local(campaign.start, tz)} to {_local(campaign.end, tz)}; "
+                    f"staff briefed {_local(briefing_time(loaded, campaign.start, lead), tz)}. Edit its texts, "
+                    f"then `continuity campaign register {path} --dry-run` shows what it will send.", markup=False)
+
+
+def _lead_words(lead: Any) -> str:
+    from continuity.durations import format_duration
+
+    return format_duration(lead)
 
 
 @camp.command("list")
