@@ -123,6 +123,17 @@ def test_hungarian_reason_stays_with_staff_everywhere_customers_look(tmp_path: P
         import xml.etree.ElementTree as ET
 
         ET.fromstring(voice)  # still valid XML
+
+        # Restore: the customers who were told hear it is over, in their language; the banner is gone.
+        closed = run_cli(tmp_path, "restore", "phone")
+        assert closed.returncode == 0, closed.stdout + closed.stderr
+        restored = _restored(tmp_path / "outbox")
+        assert [m["locale"] for m in restored] == ["hu", "en", "sk", "pl"]
+        for m in restored:
+            assert not any(word in m["subject"] + m["body"] for word in HU_WORDS), m
+            clean(m["subject"] + "\n" + m["body"], f"customer-restored [{m['locale']}]")
+        _, _, after = get(f"{base}/banner.json")
+        assert json.loads(after)["banners"] == []
     finally:
         daemon.stop()
 
