@@ -138,6 +138,9 @@ class TemplateCatalog:
         self.staff_locale = org.staff_lang
         self._env: ImmutableSandboxedEnvironment | None = None
         self._cache: dict[str, jinja2.Template] = {}
+        # Which file serves (name, locale), kept like the compiled templates above for the catalog's life (one
+        # config load; a reload makes a new catalog): a step looked it up with a stat per folder and locale.
+        self._found: dict[tuple[str, str], str] = {}
 
     @property
     def env(self) -> ImmutableSandboxedEnvironment:
@@ -158,11 +161,15 @@ class TemplateCatalog:
 
     def find(self, name: str, locale: str) -> str | None:
         """The template path (relative to the search dirs) used for `name` in `locale`, after fallback."""
+        found = self._found.get((name, locale))
+        if found is not None:
+            return found
         for loc in self.chain(locale):
             rel = f"{loc}/{name}.j2"
             if any((d / rel).is_file() for d in self.dirs):
+                self._found[(name, locale)] = rel
                 return rel
-        return None
+        return None  # not kept: a template added later is found by the next step
 
     def _load(self, rel: str) -> jinja2.Template:
         import jinja2

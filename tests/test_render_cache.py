@@ -64,6 +64,25 @@ def test_a_reload_naming_other_folders_uses_them(tmp_path: Path) -> None:
     assert len({k for k in templating._SHARED if str(tmp_path) in k[0][0]}) == 2
 
 
+def test_the_file_found_for_a_locale_is_kept_per_catalog_only(tmp_path: Path) -> None:
+    """A catalog remembers which file serves (name, locale), like its compiled templates; a template added on
+    disk (a locale of its own instead of the fallback) is used by the next catalog, and one not found at all is
+    looked for again."""
+    pack(tmp_path / "a", "english")
+    source = Source([tmp_path / "a"])
+    source.config.organisation.locales = ["en", "hu"]
+    first = TemplateCatalog(source)
+    assert first.render("t/note", "hu", {}).locale == "en"  # falls back
+    assert first.find("t/other", "en") is None
+    (tmp_path / "a" / "hu" / "t").mkdir(parents=True)
+    (tmp_path / "a" / "hu" / "t" / "note.j2").write_text("{% block body %}magyar{% endblock %}", encoding="utf-8")
+    (tmp_path / "a" / "en" / "t" / "other.j2").write_text("{% block body %}new{% endblock %}", encoding="utf-8")
+    assert first.find("t/other", "en") == "en/t/other.j2"
+    second = TemplateCatalog(source)
+    got = second.render("t/note", "hu", {})
+    assert (got.locale, got.body) == ("hu", "magyar")
+
+
 def test_a_reloaded_config_renders_its_own_templates(engine: MakeEngine, configure: Configure,
                                                      workdir: Path) -> None:
     """An engine of the same process after the config gained a template pack of its own: the pack's text,
