@@ -297,6 +297,14 @@ def channel_name(loaded: LoadedConfig, key: str, locale: str) -> str:
     return names.get(locale) or names.get("en") or key
 
 
+def date_locale(loaded: LoadedConfig, locale: str) -> str:
+    """The locale dates are written in: a bare `en` follows `organisation.english` (en-GB unless en-US);
+    every other locale, and an explicit `en-US`, as given."""
+    if locale == "en":
+        return str(getattr(loaded.config.organisation, "english", "en-GB"))
+    return locale
+
+
 def template_context(
     loaded: LoadedConfig,
     situation: SituationRecord,
@@ -310,6 +318,7 @@ def template_context(
     """Everything a template may use. Every name is always present (None when it does not apply)."""
     org = loaded.config.organisation
     tz = org.timezone
+    dates = date_locale(loaded, locale)  # how this locale writes dates ("en": en-GB, or organisation.english)
     ch_cfg = loaded.config.channels.get(situation.channel)
     fallbacks = []
     if ch_cfg is not None:
@@ -326,9 +335,9 @@ def template_context(
     eta = None
     if situation.eta is not None:
         eta = Obj({
-            "at": human_datetime(situation.eta, locale, tz),
-            "when": human_when(situation.eta, locale, tz, now),
-            "time": human_time(situation.eta, locale, tz),
+            "at": human_datetime(situation.eta, dates, tz),
+            "when": human_when(situation.eta, dates, tz, now),
+            "time": human_time(situation.eta, dates, tz),
             "remaining": human_duration(situation.eta - now, locale) if situation.eta > now else None,
         })
     closed = situation.closed_at
@@ -337,11 +346,11 @@ def template_context(
     if window:
         start, end = datetime.fromisoformat(window["starts_at"]), datetime.fromisoformat(window["ends_at"])
         maintenance = Obj({
-            "start": human_datetime(start, locale, tz), "end": human_datetime(end, locale, tz),
-            "start_time": human_time(start, locale, tz), "end_time": human_time(end, locale, tz),
-            "start_when": human_when(start, locale, tz, now), "end_when": human_when(end, locale, tz, now),
+            "start": human_datetime(start, dates, tz), "end": human_datetime(end, dates, tz),
+            "start_time": human_time(start, dates, tz), "end_time": human_time(end, dates, tz),
+            "start_when": human_when(start, dates, tz, now), "end_when": human_when(end, dates, tz, now),
             # one day for a window within a day: "tomorrow from 13:00 to 15:00" (said once, not twice)
-            "day": human_day(start, locale, tz, now),
+            "day": human_day(start, dates, tz, now),
             "same_day": start.astimezone(ZoneInfo(tz)).date() == end.astimezone(ZoneInfo(tz)).date(),
             "started": now >= start, "length": human_duration(end - start, locale),
         })
@@ -366,10 +375,10 @@ def template_context(
         "cause": cause_text(loaded, cause_key(situation), locale),
         "public_reason": customer_reason(situation, locale, org.default_locale),
         "eta": eta,
-        "opened_at": human_datetime(situation.opened_at, locale, tz),
-        "opened_time": human_time(situation.opened_at, locale, tz),
+        "opened_at": human_datetime(situation.opened_at, dates, tz),
+        "opened_time": human_time(situation.opened_at, dates, tz),
         "elapsed": human_duration((closed or now) - situation.opened_at, locale),
-        "closed_at": human_datetime(closed, locale, tz) if closed else None,
+        "closed_at": human_datetime(closed, dates, tz) if closed else None,
         "duration": human_duration(closed - situation.opened_at, locale) if closed else None,
         "note": situation.note,
         "occurrence": occurrence,

@@ -411,3 +411,29 @@ def test_the_notice_and_the_autoreply_give_the_cause_and_extra_waits_in_good_gra
     assert "navyše" not in notice and "dodatkowy czas" not in notice
     autoreply = next(t for n, t in texts.items() if "autoreply" in n)
     assert "až o 2 hodiny neskôr" in autoreply and "nawet o 2 godziny później" in autoreply
+
+
+@pytest.mark.parametrize(("english", "expected"), [(None, "back by 13:00 today"), ("en-GB", "back by 13:00 today"),
+                                                   ("en-US", "back by 1:00 PM today")])
+def test_english_dates_follow_organisation_english(tmp_path: Path, english: str | None, expected: str) -> None:
+    text = EXAMPLE_CONFIG.read_text(encoding="utf-8")
+    if english:
+        old = "  timezone: Europe/Budapest"
+        assert text.count(old) == 1
+        text = text.replace(old, f"  english: {english}\n{old}")
+    (tmp_path / "continuity.yaml").write_text(text, encoding="utf-8")
+    opened = run_cli(tmp_path, "outage", "phone", "--reason", "trunk down", "--cause", "power", "--eta", "2h",
+                     now="2026-12-07T10:00:00+00:00")
+    assert opened.returncode == 0, opened.stdout + opened.stderr
+    notice = next(t for n, t in customer_texts(tmp_path / "outbox").items() if "customer-notice" in n)
+    english_part = notice.partition("Dear Customer")[2].partition("Dobrý deň")[0]
+    assert expected in english_part, english_part
+    assert "ma 13:00" in notice and "dnes o 13:00" in notice  # the other languages keep their own clock
+
+
+def test_organisation_english_takes_only_the_two_forms(tmp_path: Path) -> None:
+    text = EXAMPLE_CONFIG.read_text(encoding="utf-8").replace("  timezone: Europe/Budapest",
+                                                              "  english: en-AU\n  timezone: Europe/Budapest")
+    (tmp_path / "continuity.yaml").write_text(text, encoding="utf-8")
+    done = run_cli(tmp_path, "validate")
+    assert done.returncode == 2 and "organisation.english" in done.stderr, done.stderr

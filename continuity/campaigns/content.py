@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
+from continuity.campaigns.gaps import channels_of
 from continuity.campaigns.model import Campaign, Code, shift_years, text_for
-from continuity.variables import Obj, channel_name, human_datetime, human_duration
+from continuity.variables import Obj, channel_name, date_locale, human_datetime, human_duration
 
 if TYPE_CHECKING:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -96,12 +97,13 @@ def campaign_obj(loaded: LoadedConfig, campaign: Campaign, schedule: Schedule, l
     org = loaded.config.organisation
     tz = org.timezone
     chain = [org.default_locale, "en"]
+    dates = date_locale(loaded, locale)  # English dates as organisation.english says
     waits = {k: human_duration(v, locale) for k, v in campaign.wait.items()}
     base: dict[str, Any] = {
         "name": campaign.name,
         "title": text_for(campaign.title, locale, chain),
-        "start": human_datetime(schedule.starts_at, locale, tz),
-        "end": human_datetime(schedule.ends_at, locale, tz),
+        "start": human_datetime(schedule.starts_at, dates, tz),
+        "end": human_datetime(schedule.ends_at, dates, tz),
         "length": human_duration(schedule.ends_at - schedule.starts_at, locale),
         "live": schedule.starts_at <= now < schedule.ends_at,
         "started": now >= schedule.starts_at,
@@ -110,10 +112,11 @@ def campaign_obj(loaded: LoadedConfig, campaign: Campaign, schedule: Schedule, l
         "owner": campaign.owner,
         "load": campaign.load,
         "factor": campaign.factor,
-        "codes": [_code_obj(c, locale, tz, schedule.shift) for c in campaign.codes],
+        "codes": [_code_obj(c, dates, tz, schedule.shift) for c in campaign.codes],
         "channels": [Obj({"key": ch, "name": channel_name(loaded, ch, locale), "wait": waits.get(ch),
                           "contact": loaded.config.channels[ch].contact if ch in loaded.config.channels else None})
-                     for ch in campaign.channels],
+                     for ch in channels_of(loaded, campaign)],
+        "all_channels": not campaign.channels,  # none named: every customer channel
         "people": list(campaign.brief.people),
         "recurring": campaign.recurrence is not None,
         "plan_a": (playbook.description.strip() or None) if playbook is not None else None,
@@ -180,7 +183,7 @@ def situation_campaign(loaded: LoadedConfig, situation: SituationRecord, playboo
     schedule = Schedule(datetime.fromisoformat(data["starts_at"]), datetime.fromisoformat(data["ends_at"]),
                         int(data.get("shift", 0)))
     timeline = [Obj({"step": t["step"], "sink": t["sink"], "late": t.get("late", False),
-                     "at": human_datetime(datetime.fromisoformat(t["at"]), locale, tz)})
+                     "at": human_datetime(datetime.fromisoformat(t["at"]), date_locale(loaded, locale), tz)})
                 for t in data.get("timeline", [])]
     return campaign_obj(loaded, campaign, schedule, locale, now, playbook=playbook, extra={
         "version": data.get("version"), "changes": list(data.get("changes", [])), "timeline": timeline,

@@ -79,6 +79,9 @@ class Organisation(Strict):
     timezone: str = "UTC"
     website: str | None = None
     status_url: str | None = None
+    # How English dates read: en-GB "5 December 2026, 18:36" (the default for a European shop) or en-US
+    # "December 5, 2026, 6:36 PM". A locale written `en-US` in `locales` is American whatever this says.
+    english: Literal["en-GB", "en-US"] = "en-GB"
     # Prepared causes customers read (`outage --cause KEY`): key -> locale -> sentence; adds to or rewords
     # the shipped catalog (continuity.variables.CAUSES).
     causes: dict[str, dict[str, str]] = Field(default_factory=dict)
