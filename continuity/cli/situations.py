@@ -241,8 +241,9 @@ def restore(
 ) -> None:
     """Declare CHANNEL working again and switch off everything its outage switched on.
 
-    Banners and customer notices are removed, planned steps are cancelled, staff are told, and a "resolved"
-    post goes out where the outage had been posted.
+    Banners and customer notices are removed, planned steps are cancelled, staff are told, customers who got
+    the outage notice are told the channel works again and how long it was down, and a "resolved" post goes
+    out where the outage had been posted.
     """
     loaded = load()
     if channel not in loaded.config.channels:
