@@ -7,13 +7,13 @@ the ledger's cost per step on PostgreSQL against SQLite, and what a second node 
    leader is SIGKILLed, started again at once (it comes back as a follower), and the time from the kill until
    the survivor's /healthz says "leader" is taken; median and max of `--kills` (goal: median <= 5 s).
 2. Ledger: bench/ledger_overhead.py's engine part (an outage whose playbook has N immediate steps: plan into
-   the ledger, claim, render, apply to the outbox, record) on a new SQLite file and on a fresh PostgreSQL
-   database, interleaved `--rounds` times; ms per step (median) for each and the ratio PG/SQLite, next to the
-   same steps rendered straight to the sink with no ledger.
-3. Probes: 20 channels x 50 http probes every 5 s against bench/probe_fanout.py's aiohttp server (a process of
-   its own, not counted); one node alone, then two, then one again, each for `--probe-seconds`; CPU % of each
-   daemon from /proc/PID/stat (utime+stime), its RSS and its slowest /healthz, and the ratio
-   leader-with-a-follower / leader-alone (the mean of before and after).
+   the ledger, claim, render, apply to the outbox, record) on a new SQLite file, on a fresh PostgreSQL database
+   with fsync off (as the tests run it) and on one with fsync on, interleaved `--rounds` times; ms per step
+   (median, wall) for each and the ratio PG/SQLite, next to the same steps written straight to the sink.
+3. Probes: 20 channels x 50 http probes every 5 s against an aiohttp server (bench/probe_fanout.py's, which
+   also counts the probes it answers; a process of its own, not counted); one node alone, then two, then one
+   again, each for `--probe-seconds`; CPU % of each daemon from /proc/PID/stat (utime+stime), its RSS and its
+   slowest /healthz, and the ratio leader-with-a-follower / leader-alone (the mean of before and after).
 
 PostgreSQL is tests/store/pgserver.py's private server (initdb/pg_ctl in a temporary folder, as the postgres
 user when run as root; fsync and synchronous_commit off, as in the tests), stopped when the bench exits.
@@ -28,6 +28,7 @@ import random
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -179,9 +180,52 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def server_cpu(base_url: str) -> float:
-    with urllib.request.urlopen(base_url + "/_cpu", timeout=10) as r:
-        return float(r.read())
+# bench/probe_fanout.py's server (aiohttp in a process of its own, `200 ok` on every path), plus a count of
+# the probes it answered, so that each phase shows how many probes the nodes really ran.
+SERVER = """
+import resource, sys
+from aiohttp import web
+
+answered = 0
+
+async def ok(request):
+    global answered
+    answered += 1
+    return web.Response(text="ok")
+
+async def stats(request):
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return web.Response(text=f"{r.ru_utime + r.ru_stime:.6f} {answered}")
+
+app = web.Application()
+app.router.add_get("/_stats", stats)
+app.router.add_route("*", "/{tail:.*}", ok)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None, backlog=4096)
+"""
+
+
+def start_server() -> tuple[subprocess.Popen[bytes], str]:
+    port = probe_fanout.free_port()
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port)])
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: server_stats(base_url, quiet=True), 15, "the aiohttp server")
+    except AssertionError:
+        proc.kill()
+        raise
+    return proc, base_url
+
+
+def server_stats(base_url: str, quiet: bool = False) -> tuple[float, int] | None:
+    """The probed server's CPU seconds and the probes it answered so far."""
+    try:
+        with urllib.request.urlopen(base_url + "/_stats", timeout=10) as r:
+            cpu, answered = r.read().split()
+    except OSError:
+        if quiet:
+            return None
+        raise
+    return float(cpu), int(answered)
 
 
 def healthz(node: Node) -> tuple[float, str | None]:
@@ -215,9 +259,9 @@ def epoch(url: str) -> int | None:
 
 def sample(nodes: list[Node], seconds: float, base_url: str) -> dict[str, tuple[float, float, float]]:
     """CPU % (of one core) over `seconds`, RSS at the end and the slowest /healthz (asked about every second
-    during the window), per node; "server": the probed server's CPU % (it doubles when a follower probes too)."""
+    during the window), per node; "server": the probed server's CPU % and the probes it answered a second."""
     pids = {n.name: n.proc.pid for n in nodes if n.proc is not None}
-    c0, s0, w0 = {k: cpu_seconds(p) for k, p in pids.items()}, server_cpu(base_url), time.monotonic()
+    c0, s0, w0 = {k: cpu_seconds(p) for k, p in pids.items()}, server_stats(base_url), time.monotonic()
     slowest = dict.fromkeys(pids, 0.0)
     while time.monotonic() - w0 < seconds:
         for n in nodes:
@@ -225,14 +269,16 @@ def sample(nodes: list[Node], seconds: float, base_url: str) -> dict[str, tuple[
         time.sleep(max(0.0, min(1.0, seconds - (time.monotonic() - w0))))
     wall = time.monotonic() - w0
     out = {k: ((cpu_seconds(p) - c0[k]) / wall * 100, rss_mb(p), slowest[k]) for k, p in pids.items()}
-    out["server"] = ((server_cpu(base_url) - s0) / wall * 100, 0.0, 0.0)
+    s1 = server_stats(base_url)
+    assert s0 is not None and s1 is not None
+    out["server"] = ((s1[0] - s0[0]) / wall * 100, (s1[1] - s0[1]) / wall, 0.0)
     return out
 
 
 def probes(workdir: Path, seconds: float) -> None:
     """One node, two, then one again (the follower stopped): the leader alone is measured on both sides of
     the two-node phase, so that a loaded machine's drift shows instead of passing for the follower's cost."""
-    srv, base_url = probe_fanout.start_server()
+    srv, base_url = start_server()
     url = fresh_database()
     config = probe_config(workdir, url, base_url)
     alpha, beta = Node(config, "alpha"), Node(config, "beta")
@@ -266,8 +312,9 @@ def probes(workdir: Path, seconds: float) -> None:
         print(f"  {label} CPU {row[0]:5.1f} %  RSS {row[1]:6.1f} MB  slowest /healthz {row[2]:.2f} s")
     print(f"  lead changed hands {changes} time(s) during the 2-node phase; roles at the end: alpha {roles[0]}, "
           f"beta {roles[1]}")
-    print(f"  probed server CPU: {alone['server'][0]:.1f} % with 1 node, {both['server'][0]:.1f} % with 2, "
-          f"{again['server'][0]:.1f} % with 1 again")
+    print(f"  probes answered by the server a second (1,000 every 5 s = 200 a node): {alone['server'][1]:.0f} "
+          f"with 1 node, {both['server'][1]:.0f} with 2, {again['server'][1]:.0f} with 1 again; its CPU "
+          f"{alone['server'][0]:.1f} %, {both['server'][0]:.1f} %, {again['server'][0]:.1f} %")
     solo = (alone["alpha"][0] + again["alpha"][0]) / 2
     print(f"ratio leader CPU with a follower / alone (mean of before and after): {both['alpha'][0] / solo:.2f}; "
           f"two nodes' CPU / one node's: {(both['alpha'][0] + both['beta'][0]) / solo:.2f}")
