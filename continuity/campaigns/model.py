@@ -111,27 +111,41 @@ class Brief(Strict):
     people: list[str] = Field(default_factory=list, description="named in the briefing (team leads, shifts)")
 
 
+# Registering early is meant to be easy: name, start and end are enough. The title is then the name; no terms,
+# codes, FAQ or answers yet are allowed and listed as still missing (campaigns/gaps.py) on the console's page,
+# in `campaign list --json`, and by `validate` once the briefing is due within campaigns.min_lead. No channels
+# means every channel customers are given a contact for: a promotion brings questions everywhere, and a support
+# lead narrows it by naming channels (as a code's `channels` does). The briefing says which of these it lacks.
 class Campaign(Strict):
-    """One registered marketing event (see playbooks/campaign-example.yaml)."""
+    """One registered marketing event (see playbooks/campaign-example.yaml); name, start and end are enough."""
 
     name: Name
-    title: LocalText
+    title: LocalText | None = Field(default=None, description="what staff and customers read (default: the name)")
     start: Moment
     end: Moment
     owner: ShortText | None = Field(default=None, description="who in marketing answers staff's questions")
-    terms: LongLocalText
+    terms: LongLocalText | None = Field(default=None, description="the offer as staff must explain it (missing: "
+                                        "the briefing says it is still to come)")
     faq_url: LocalText | None = None
     codes: list[Code] = Field(default_factory=list)
-    channels: list[Name] = Field(min_length=1, description="support channels expected to surge")
+    channels: list[Name] = Field(default_factory=list, description="support channels expected to surge; empty: "
+                                 "every channel of the config that has a contact")
     load: str = Field(default="2x", description="expected load compared with a normal week, e.g. 3x")
     wait: dict[Name, Duration] = Field(default_factory=dict, description="expected wait per surging channel")
-    faq: dict[Locale, list[FaqItem]]
+    faq: dict[Locale, list[FaqItem]] = Field(default_factory=dict)
     answers: dict[Name, Answer] = Field(default_factory=dict)
     recurrence: Recurrence | None = None
     playbook: Name = "surge-campaign"
     lead: Duration | None = Field(default=None, description="brief staff this long before start "
                                   "(default: campaigns.min_lead of the config)")
     brief: Brief = Brief()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _title_is_the_name(cls, value: Any) -> Any:
+        if isinstance(value, dict) and value.get("title") is None and isinstance(value.get("name"), str):
+            return {**value, "title": value["name"]}
+        return value
 
     @field_validator("load")
     @classmethod

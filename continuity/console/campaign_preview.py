@@ -1,7 +1,7 @@
 """What a campaign will make people read, before anyone reads it: the staff briefing and every later step of
 its surge playbook, the FAQ entries and template answers, each rendered in every locale its audience is
 served in; and what the campaign still lacks (registering early is fine: the gaps are listed until they are
-filled). Read-only: nothing here touches the store."""
+filled: campaigns/gaps.py). Read-only: nothing here touches the store."""
 
 from __future__ import annotations
 
@@ -15,31 +15,11 @@ if TYPE_CHECKING:
     from continuity.config.loader import LoadedConfig
 
 
-def missing(loaded: LoadedConfig, c: Campaign) -> list[dict[str, Any]]:
-    """What a complete campaign would have and this one does not yet: keys the page words in its language
-    (owner, codes, faq, faq_locales, answers, faq_url), with the locales concerned."""
-    served = list(loaded.config.organisation.locales)
-    out: list[dict[str, Any]] = []
-    if not c.owner:
-        out.append({"key": "owner", "locales": ""})
-    if not c.codes:
-        out.append({"key": "codes", "locales": ""})
-    lacking = [loc for loc in served if not c.faq.get(loc)]
-    if not c.faq:
-        out.append({"key": "faq", "locales": ", ".join(served)})
-    elif lacking:
-        out.append({"key": "faq_locales", "locales": ", ".join(lacking)})
-    if not c.answers:
-        out.append({"key": "answers", "locales": ", ".join(served)})
-    if c.faq_url is None:
-        out.append({"key": "faq_url", "locales": ""})
-    return out
-
-
 def preview(loaded: LoadedConfig, c: Campaign, now: datetime) -> dict[str, Any]:
     """The rendered texts of the campaign's steps, FAQ and answers, per locale; a text that cannot render
     shows its error in its place (the form's checks name it too)."""
     from continuity.campaigns.content import Schedule, placeholder, render_text, text_context
+    from continuity.campaigns.gaps import missing
     from continuity.campaigns.load import playbook_named
     from continuity.campaigns.model import text_for
     from continuity.store.records import SituationRecord

@@ -107,6 +107,7 @@ class CampaignPages(ConsoleBase):
         """A campaign's page: its phase and dates, what it still lacks, and what it makes people read."""
         from aiohttp import web
 
+        from continuity.campaigns.gaps import channels_of
         from continuity.campaigns.model import Campaign
         from continuity.campaigns.phases import find_run
         from continuity.console.campaign_preview import preview
@@ -125,7 +126,7 @@ class CampaignPages(ConsoleBase):
                 "starts_text": staff_time(loaded, run.starts_at), "ends_text": staff_time(loaded, run.ends_at),
                 "created_by": run.created_by, "situation_id": run.situation_id,
                 "active": run.state in ("registered", "briefed", "live"),
-                "channels": list(campaign.channels), "codes": [c.code for c in campaign.codes],
+                "channels": channels_of(loaded, campaign), "codes": [c.code for c in campaign.codes],
                 "owner": campaign.owner}
         return self.html(request, "campaign.html", **self.common(sess, user), campaign=info,
                          preview=preview(loaded, campaign, self.daemon.clock.now()))
