@@ -37,6 +37,7 @@ def _local(dt: datetime | None, tz: str) -> str:
 
 
 def _run_dict(eng: Engine, run: CampaignRun) -> dict[str, Any]:
+    from continuity.campaigns.gaps import channels_of, missing_fields
     from continuity.campaigns.phases import campaign_of, reminder_time
     from continuity.campaigns.store import get_version
 
@@ -49,8 +50,10 @@ def _run_dict(eng: Engine, run: CampaignRun) -> dict[str, Any]:
         "name": run.name, "run": run.run, "version": run.version, "state": run.state, "title": c.title,
         "starts_at": run.starts_at.isoformat(), "ends_at": run.ends_at.isoformat(), "brief_at": brief_at.isoformat(),
         "reminder_at": reminder.isoformat() if reminder else None, "situation_id": run.situation_id,
-        "channels": c.channels, "load": c.load, "codes": [code.code for code in c.codes], "playbook": c.playbook,
+        "channels": channels_of(eng.loaded, c), "load": c.load, "codes": [code.code for code in c.codes],
+        "playbook": c.playbook,
         "recurring": c.recurrence is not None, "source": version.source, "registered_by": run.created_by,
+        "missing": missing_fields(eng.loaded, c),
     }
 
 
@@ -165,6 +168,9 @@ def register(
     _print_warnings(result.warnings)
     console().print(f"[bold]Campaign {info['name']} registered[/] (version {info['version']}).")
     _print_schedule(eng, info)
+    if info["missing"]:
+        console().print(f"  still missing:  {', '.join(info['missing'])} (add them with `continuity campaign "
+                        f"update {info['name']} FILE`)", markup=False)
 
 
 def _print_dry_run(loaded: Any, campaign: Any, as_json: bool) -> None:

@@ -40,7 +40,9 @@ def validate(as_json: Annotated[bool, typer.Option("--json", help="Machine-reada
 
     Templates are rendered with sample data, with and without an ETA. Campaign files lying beside the
     playbooks (campaign-*.yaml) get the checks of `campaign register`, except those that depend on the
-    date (start in the future, lead time) or on the campaigns already registered.
+    date (start in the future, lead time) or on the campaigns already registered. A registered campaign whose
+    staff briefing is due within campaigns.min_lead (or went out already) and that still lacks terms, codes,
+    FAQ entries or template answers gets a warning (exit 0).
     Reports every problem with file, line and field; exits 2 if anything is wrong. Changes nothing.
     """
     from continuity.campaigns.load import FileReport, check_files
@@ -67,6 +69,7 @@ def validate(as_json: Annotated[bool, typer.Option("--json", help="Machine-reada
         errors.extend(exc.errors)
     if errors:  # a broken playbook a campaign file uses would otherwise be reported twice
         raise InputErrors(list({str(e): e for e in errors}.values()))
+    due = _due_gaps(loaded, now)
     info: dict[str, Any] = {
         "ok": True,
         "config": str(loaded.path),
@@ -77,6 +80,8 @@ def validate(as_json: Annotated[bool, typer.Option("--json", help="Machine-reada
         "locales": loaded.config.organisation.locales,
         "renderings": renders,
         "campaign_files": [{"file": c.file, "name": c.name, "warnings": c.warnings} for c in campaigns],
+        "campaigns_missing": [{"name": d.name, "file": d.file, "brief_at": d.brief_at.isoformat(),
+                               "briefed": d.briefed, "missing": d.fields} for d in due],
     }
     if as_json:
         print_json(info)
@@ -85,9 +90,25 @@ def validate(as_json: Annotated[bool, typer.Option("--json", help="Machine-reada
     console().print(f"[green]OK[/] {esc(loaded.path)}: {len(info['channels'])} channels, {len(info['sinks'])} sinks, "
                     f"{len(info['playbooks'])} playbooks, {files}, {renders} template renderings in "
                     f"{esc(', '.join(info['locales']))}.")
-    for warning in (w for c in campaigns for w in c.warnings):
+    from continuity.cli.common import local_time
+
+    tz = loaded.config.organisation.timezone
+    gaps = [f"{d.file}: campaign {d.name} {'was briefed' if d.briefed else 'is briefed'} "
+            f"{local_time(d.brief_at, tz)} and still lacks {d.words} ({', '.join(d.fields)}); add them "
+            f"with `continuity campaign update {d.name} FILE` or in the console" for d in due]
+    for warning in [w for c in campaigns for w in c.warnings] + gaps:
         err_console().print(f"[bold yellow]warning:[/] {esc(warning)}", markup=True, highlight=False,
                             soft_wrap=True)
+
+
+def _due_gaps(loaded: Any, now: Any) -> list[Any]:
+    """The registered campaigns briefed soon that still lack something, read from a copy of the store (none
+    without a store): validate changes nothing, not even a store's read marks."""
+    from continuity.campaigns.gaps import due_gaps
+    from continuity.preview import scratch_copy
+
+    with scratch_copy(loaded) as store:
+        return [] if store is None else due_gaps(loaded, store, now)
 
 
 SCHEMA_KINDS = ("config", "campaign", "playbook")
