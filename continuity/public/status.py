@@ -217,11 +217,11 @@ def status_data(loaded: LoadedConfig, store: SqliteStore, health: Mapping[str, s
 
     data = build_status(loaded, public_situations(loaded, store, now), store.events_for, health, now, locale)
     past = CACHE.for_page(loaded, store, [c["key"] for c in data["channels"]], now, locale,
-                          lambda sit: situation_name(loaded, sit, locale))
+                          lambda sit: situation_name(loaded, sit, locale), public_since)
     for ch in data["channels"]:
         ch["uptime"] = past["uptime"][ch["key"]]
     first = past["history_from"]
-    data["history_from"] = first.isoformat() if first else None  # days before it: no data
+    data["history_from"] = first.isoformat() if first else None  # days wholly before it: no data
     data["history_version"] = past["history_version"]  # changes when the days before today do
     data["incidents"] = past["incidents"]
     return data

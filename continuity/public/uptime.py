@@ -67,9 +67,10 @@ class UptimeCache:
         self._lock = threading.Lock()
         self.misses = 0
 
-    def _past(self, store: Store, channels: Sequence[str], tz: str, now: datetime, days: int) -> _Past:
+    def _past(self, store: Store, channels: Sequence[str], tz: str, now: datetime, days: int,
+              since: Callable[[SituationRecord], datetime] | None = None) -> _Past:
         today = now.astimezone(ZoneInfo(tz)).date()
-        key = (str(store.path), tuple(channels), tz, today, days)
+        key = (str(store.path), tuple(channels), tz, today, days, since is None)
         mark = store.ledger_mark()
         with self._lock:
             kept = self._kept.get(key)
@@ -86,8 +87,8 @@ class UptimeCache:
                          and s.closed_at is not None and s.closed_at >= recent_from),
                         key=lambda s: (s.closed_at, s.id), reverse=True)
         kept = _Past(mark, past, [s for s in sits if s.closed_at is None or s.closed_at >= start_today],
-                     store.first_opened_at(), closed, down={c: sum(d["down_seconds"] for d in past[c])
-                                                            for c in channels},
+                     _records_begin(store, sits, channels, day_bounds(first, tz)[0], now, since), closed,
+                     down={c: sum(d["down_seconds"] for d in past[c]) for c in channels},
                      version=hashlib.sha256(repr((key, mark)).encode()).hexdigest()[:16])
         with self._lock:
             if len(self._kept) >= _KEPT:
@@ -96,11 +97,13 @@ class UptimeCache:
         return kept
 
     def for_page(self, loaded: LoadedConfig, store: Store, channels: Sequence[str], now: datetime, locale: str,
-                 name: Callable[[SituationRecord], str]) -> dict[str, Any]:
+                 name: Callable[[SituationRecord], str],
+                 since: Callable[[SituationRecord], datetime]) -> dict[str, Any]:
         """All the status page shows of the past, from one reckoning (one look at the ledger mark): `uptime`
-        per channel, `history_from` (the first situation's time), `history_version` and `incidents`."""
+        per channel, `history_from` (see `_records_begin`), `history_version` and `incidents`. `since(sit)`
+        is when customers learnt of a situation (a campaign's launch, not its staff briefing)."""
         tz = loaded.config.organisation.timezone
-        past = self._past(store, channels, tz, now, UPTIME_DAYS)
+        past = self._past(store, channels, tz, now, UPTIME_DAYS, since)
         return {"uptime": self._uptime(past, channels, tz, now, UPTIME_DAYS), "history_from": past.first_at,
                 "history_version": past.version, "incidents": self._incidents(past, loaded, store, now, locale,
                                                                                name)}
@@ -143,6 +146,18 @@ class UptimeCache:
         for (sit, _), shown in zip(todo, incidents(loaded, todo, locale, name), strict=True):
             past.shown[(locale, sit.id)] = shown
         return [past.shown[(locale, sit.id)] for sit in chosen]
+
+
+def _records_begin(store: Store, sits: list[SituationRecord], channels: Sequence[str], start: datetime,
+                   now: datetime, since: Callable[[SituationRecord], datetime] | None) -> datetime | None:
+    """Where the page's history begins: the window's start if the ledger is older; where the ledger began
+    inside the window, its first situation customers may know of (one of these channels', or a surge from its
+    launch: the briefing before it, and other channels, stay internal); None before any."""
+    first = store.first_opened_at()
+    if first is None or first < start:
+        return None if first is None else start
+    shown = [since(s) if since else s.opened_at for s in sits if s.channel in channels or s.kind == "surge"]
+    return min((t for t in shown if t <= now), default=None)
 
 
 # One per process: keyed by the store's path, checked against the ledger mark at every request.
