@@ -44,19 +44,9 @@ class Solo:
 
 
 def seat_for(store: Store, node: str, vantage: str, failover: timedelta) -> Any:
-    """A PostgreSQL store's Leadership (the import of psycopg stays behind this call), else Solo."""
-    from continuity.store.pg_url import is_postgres_url
-
-    url = getattr(store, "url", "")
-    if not is_postgres_url(str(url)):
-        return Solo(node)
-    from continuity.store.pg_cluster import Leadership
-    from continuity.store.postgres import WRITE_LOCK
-
-    seat = Leadership(str(url), store.fence, node=node, vantage=vantage,  # type: ignore[attr-defined]
-                      version=__version__, failover=failover.total_seconds(), write_lock=WRITE_LOCK)
-    seat.clustered = True  # type: ignore[attr-defined]
-    return seat
+    """The store's seat for a cluster node (PostgreSQL), or Solo for a store of one daemon's own."""
+    seat = store.leadership(node=node, vantage=vantage, version=__version__, failover=failover.total_seconds())
+    return seat if seat is not None else Solo(node)
 
 
 @dataclass(frozen=True)
@@ -97,11 +87,10 @@ GONE_AFTER = timedelta(seconds=15)
 def cluster_view(store: Store) -> ClusterView:
     """The nodes and the leader as the shared store knows them (by the database's clock, which every node's
     lease and row are written with); a SQLite store has no cluster."""
-    from continuity.store.pg_url import is_postgres_url
-
-    if not is_postgres_url(str(getattr(store, "url", ""))):
+    state = store.cluster_state()
+    if state is None:
         return ClusterView(False, None, None, None, None, [])
-    lease, rows, now = store.cluster_state()  # type: ignore[attr-defined]
+    lease, rows, now = state
     leader = lease.leader if lease is not None and lease.held else None
     nodes = [NodeView(n.name, n.vantage, n.version, n.started_at, n.last_seen, n.name == leader,
                       now - n.last_seen <= GONE_AFTER) for n in rows]

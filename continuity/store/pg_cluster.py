@@ -23,7 +23,6 @@ moves history, not who leads): they are created here, idempotently, under the sa
 from __future__ import annotations
 
 from contextlib import suppress
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -31,7 +30,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from continuity.store.pg_values import as_utc, req_utc
-from continuity.store.records import SharedObservation
+from continuity.store.records import Fence, LeaseRow, NodeRow, SharedObservation
 
 LEADER_LOCK = 0x6C656164  # "lead"
 LOST = -1  # a fence no epoch matches: the handle records nothing until it leads again
@@ -67,33 +66,6 @@ CREATE TABLE IF NOT EXISTS cluster_observations (
 _TABLES = ("cluster_lease", "cluster_nodes", "cluster_observations")
 # Observations are for the leader's next vote, not history: older ones are dropped now and then.
 KEEP_OBSERVATIONS = "5 minutes"
-
-
-class Fence:
-    """The epoch a store handle's writes must find in the lease (None: not a leader, nothing to check).
-
-    Shared by a handle and the handles it reopens (the auto-responder's), so a lost lock stops them all."""
-
-    def __init__(self) -> None:
-        self.epoch: int | None = None
-
-
-@dataclass(frozen=True)
-class NodeRow:
-    name: str
-    vantage: str
-    version: str
-    started_at: datetime
-    last_seen: datetime
-
-
-@dataclass(frozen=True)
-class LeaseRow:
-    epoch: int
-    leader: str | None
-    since: datetime | None
-    renewed_at: datetime | None
-    held: bool  # the advisory lock is held by a live session now
 
 
 def ensure_schema(conn: psycopg.Connection[Any], write_lock: int) -> None:
@@ -152,6 +124,8 @@ class Leadership:
     Every database call is on the connection of its own that holds the lock; when that connection breaks
     (PostgreSQL restarted or unreachable), the lock is gone with it and `poll()` says so: the fence becomes
     LOST at once, and a later poll reconnects and competes again."""
+
+    clustered = True
 
     def __init__(self, url: str, fence: Fence, *, node: str, vantage: str, version: str, failover: float,
                  write_lock: int, connect_timeout: float = 5.0) -> None:

@@ -28,13 +28,22 @@ from psycopg.rows import dict_row
 from continuity.errors import Fenced, OperationFailed, StoreBusy, StoreUnavailable
 from continuity.store.pg_autoreply import AutoreplyPg
 from continuity.store.pg_campaigns import CampaignPg
-from continuity.store.pg_cluster import LOST, Fence, LeaseRow, NodeRow, db_now, fence_epoch, read_lease, read_nodes
+from continuity.store.pg_cluster import LOST, Leadership, db_now, fence_epoch, read_lease, read_nodes
 from continuity.store.pg_schema import MIGRATIONS, VERSION_TABLE
 from continuity.store.pg_url import label, safe_url
 from continuity.store.pg_users import UserPg
 from continuity.store.pg_values import as_utc, req_utc, utc
 from continuity.store.protocol import Store
-from continuity.store.records import EventRecord, MaintenanceRecord, SituationRecord, StepRecord
+from continuity.store.records import (
+    EventRecord,
+    Fence,
+    LeaderSeat,
+    LeaseRow,
+    MaintenanceRecord,
+    NodeRow,
+    SituationRecord,
+    StepRecord,
+)
 
 DEFAULT_BUSY_TIMEOUT = 30.0
 # The advisory lock every write transaction takes (advisory locks are per database: one store per database).
@@ -218,7 +227,12 @@ class PostgresStore(AutoreplyPg, CampaignPg, UserPg):
         return StoreUnavailable(f"the store {self.label} is unreachable: {_first_line(exc)}; nothing more was "
                                 "recorded, and the operation can run again once it is back")
 
-    def cluster_state(self) -> tuple[LeaseRow | None, list[NodeRow], datetime]:
+    def leadership(self, *, node: str, vantage: str, version: str, failover: float) -> LeaderSeat | None:
+        """This node's seat in the cluster of daemons on this database, fenced through this handle."""
+        return Leadership(self.url, self.fence, node=node, vantage=vantage, version=version, failover=failover,
+                          write_lock=WRITE_LOCK)
+
+    def cluster_state(self) -> tuple[LeaseRow | None, list[NodeRow], datetime] | None:
         """The lease, the nodes and the database's clock now (every node's row is written by that clock)."""
         conn = self.conn
         return read_lease(conn), read_nodes(conn), db_now(conn)

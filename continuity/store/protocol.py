@@ -26,7 +26,15 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from continuity.store.autoreply import AutoreplyCursorRecord, AutoreplyMessageRecord
 from continuity.store.campaigns import CampaignRun, CampaignVersion
-from continuity.store.records import EventRecord, MaintenanceRecord, SituationRecord, StepRecord
+from continuity.store.records import (
+    EventRecord,
+    LeaderSeat,
+    LeaseRow,
+    MaintenanceRecord,
+    NodeRow,
+    SituationRecord,
+    StepRecord,
+)
 from continuity.store.users import SessionRecord, UserRecord
 
 
@@ -46,6 +54,13 @@ class Store(Protocol):
 
     def reopen(self) -> Store:
         """A second, independent handle on the same store (for a worker thread of its own)."""
+
+    def leadership(self, *, node: str, vantage: str, version: str, failover: float) -> LeaderSeat | None:
+        """This daemon's seat in a cluster of daemons sharing the store (store/pg_cluster.py), or None when the
+        store is one daemon's alone (SQLite): that daemon always leads."""
+
+    def cluster_state(self) -> tuple[LeaseRow | None, list[NodeRow], datetime] | None:
+        """The cluster's lease, its nodes and the database's clock now; None when the store has no cluster."""
 
     def transaction(self) -> AbstractContextManager[None]:
         """A write transaction: all or nothing, serialised with every other process's (waiting for a busy store

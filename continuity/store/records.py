@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 # Ledger states and the moves allowed between them (h11-style: the rules are data, tested directly).
 #   planned ─claim─► running ─ok─► done ─undo done─► undone
@@ -108,8 +108,9 @@ class MaintenanceRecord:
 
 @dataclass(frozen=True)
 class SharedObservation:
-    """What one node saw: its own probes of a channel at its vantage, or an agent's report it took (the agent
-    posted to that node). `channel` "" is a heartbeat only: the vantage was heard at `at`."""
+    """A cluster's shared observation (store/pg_cluster.py): what one node saw, its own probes of a channel at
+    its vantage or an agent's report it took (the agent posted to that node). `channel` "" is a heartbeat
+    only: the vantage was heard at `at`."""
 
     node: str
     vantage: str
@@ -118,3 +119,51 @@ class SharedObservation:
     reason: str
     results: list[dict[str, Any]]
     at: datetime
+
+
+class Fence:
+    """A cluster's fence (store/pg_cluster.py): the epoch a store handle's writes must find in the lease (None:
+    not a leader, nothing to check). Shared by a handle and the handles it reopens (the auto-responder's), so
+    a lost lock stops them all."""
+
+    def __init__(self) -> None:
+        self.epoch: int | None = None
+
+
+@dataclass(frozen=True)
+class NodeRow:
+    """A daemon of a cluster, as its own poll last wrote it (by the database's clock)."""
+
+    name: str
+    vantage: str
+    version: str
+    started_at: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True)
+class LeaseRow:
+    """Who leads a cluster, under which epoch, since when; `held` while its lock is held by a live session."""
+
+    epoch: int
+    leader: str | None
+    since: datetime | None
+    renewed_at: datetime | None
+    held: bool  # the advisory lock is held by a live session now
+
+
+class LeaderSeat(Protocol):
+    """A daemon's seat in a cluster (store/pg_cluster.py Leadership): `poll()`, about every second from a
+    worker thread, shares `outgoing` observations and returns the epoch this node leads under, or None."""
+
+    clustered: bool
+    node: str
+    epoch: int | None
+    fence: Fence
+    last_error: str | None
+    nodes_alive: int
+    incoming: list[SharedObservation]
+
+    def poll(self, outgoing: list[SharedObservation] | None = None) -> int | None: ...
+
+    def release(self) -> None: ...

@@ -25,7 +25,15 @@ from continuity.errors import OperationFailed, StoreBusy
 from continuity.store.autoreply import AutoreplySql
 from continuity.store.campaigns import CampaignSql
 from continuity.store.protocol import Store
-from continuity.store.records import EventRecord, MaintenanceRecord, SituationRecord, StepRecord
+from continuity.store.records import (
+    EventRecord,
+    LeaderSeat,
+    LeaseRow,
+    MaintenanceRecord,
+    NodeRow,
+    SituationRecord,
+    StepRecord,
+)
 from continuity.store.times import from_ts, ts
 from continuity.store.times import required_ts as _dt
 from continuity.store.users import UserSql
@@ -269,6 +277,13 @@ class SqliteStore(AutoreplySql, CampaignSql, UserSql):
     def reopen(self) -> Store:
         """A second, independent handle on the same file (for a worker thread of its own)."""
         return SqliteStore(self.path, busy_timeout=self.busy_timeout, on_wait=self._on_wait)
+
+    def leadership(self, *, node: str, vantage: str, version: str, failover: float) -> LeaderSeat | None:
+        """A SQLite file is one daemon's alone: no cluster, its daemon always leads."""
+        return None
+
+    def cluster_state(self) -> tuple[LeaseRow | None, list[NodeRow], datetime] | None:
+        return None
 
     @contextmanager
     def _setup_lock(self, deadline: float) -> Iterator[None]:
