@@ -29,7 +29,8 @@ from continuity.errors import ExitCode, InputError
 JSON = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 
 
-def _local(dt: str | None, tz: str, *, named: bool = True) -> str:
+def _local(dt: str | None, tz: str, *, named: bool = False) -> str:
+    """`named`: with the zone's name when this machine is in another zone (see local_time)."""
     return local_time(datetime.fromisoformat(dt), tz, named=named) if dt else "—"
 
 
@@ -137,11 +138,11 @@ def outage(
         else:
             what = "ETA changed, customers re-told" if result.eta_changed else "updated (customers not re-told)"
             out.print(f"[bold]Outage #{sit.id} of {esc(channel)} was already open[/]: {what}")
-        out.print(f"ETA: {_local(sit.eta.isoformat() if sit.eta else None, tz)}")
+        out.print(f"ETA: {_local(sit.eta.isoformat() if sit.eta else None, tz, named=True)}")
         _results_table(results, "Ran now")
         later = [r for r in eng.store.steps_for(sit.id) if r.state == "planned"]
         if later:
-            out.print("Next: " + ", ".join(f"{r.step_id} at {_local(r.due_at.isoformat(), tz)}"
+            out.print("Next: " + ", ".join(f"{r.step_id} at {_local(r.due_at.isoformat(), tz, named=True)}"
                                            for r in later[:6]), markup=False)
             out.print("[dim]Later steps run with `continuity tick` (cron) or `continuity daemon`.[/]")
     _exit_for(results)
@@ -335,15 +336,15 @@ def _print_status(view: dict[str, Any], tz: str, now: datetime) -> None:
         head = "OPEN" if sit["state"] == "open" else "CLOSED, work pending"
         out.print(f"\n[bold]#{sit['id']} {esc(sit['kind'])} of {esc(sit['channel'])}[/] — {head} — "
                   f"{esc(sit['reason'])}")
-        out.print(f"  opened {_local(sit['opened_at'], tz)} by {sit['opened_by']} ({sit['source']}), "
-                  f"running {sit['duration']}, ETA {_local(sit['eta'], tz)}", markup=False)
+        out.print(f"  opened {_local(sit['opened_at'], tz, named=True)} by {sit['opened_by']} ({sit['source']}), "
+                  f"running {sit['duration']}, ETA {_local(sit['eta'], tz, named=True)}", markup=False)
         on = ", ".join(f"{s['step']} ({s['sink']})" for s in sit["switched_on"]) or "nothing"
         out.print(f"  switched on now: {on}", markup=False)
         for bad in sit["attention"]:
             state = "INTERRUPTED" if bad["interrupted"] else bad["state"].upper()
             out.print(f"  [bold red]!! step {bad['id']} {esc(bad['step'])} → {esc(bad['sink'])} "
                       f"{esc(state)}[/]: {esc(bad['recovery'] or bad['last_error'])}"
-                      + (f" (retry at {_local(bad['next_retry_at'], tz)})" if bad["next_retry_at"] else ""))
+                      + (f" (retry at {_local(bad['next_retry_at'], tz, named=True)})" if bad["next_retry_at"] else ""))
         table = Table(show_edge=False, pad_edge=False)
         for col in ("id", "step", "action", "sink", f"due{zone_name(now, tz)}", "state", "tries"):
             table.add_column(col, no_wrap=col.startswith(("step", "due")))
@@ -356,7 +357,7 @@ def _print_status(view: dict[str, Any], tz: str, now: datetime) -> None:
             colour = {"done": "green", "failed": "bold red", "uncertain": "bold yellow", "running": "cyan",
                       "interrupted": "bold yellow", "undone": "dim", "overdue": "bold yellow"}.get(state, "")
             table.add_row(str(s["id"]), esc(s["step"]), "switch off" if s["phase"] == "undo" else esc(s["action"]),
-                          esc(s["sink"]), _local(s["due_at"], tz, named=False),
+                          esc(s["sink"]), _local(s["due_at"], tz),
                           f"[{colour}]{esc(state)}[/]" if colour else esc(state),
                           str(s["attempts"]))
         out.print(table)
@@ -366,7 +367,7 @@ def _print_status(view: dict[str, Any], tz: str, now: datetime) -> None:
                   f"{'them' if many else 'it'} yet. `continuity tick` runs what is due now; `continuity daemon` "
                   "(or `tick` from cron every minute) runs steps at their times.")
     if view["next_due"]:
-        out.print(f"\nNext step due: {_local(view['next_due'], tz)}")
+        out.print(f"\nNext step due: {_local(view['next_due'], tz, named=True)}")
 
 
 @app.command()
@@ -427,7 +428,9 @@ def history(
     from rich.table import Table
 
     tz = eng.loaded.config.organisation.timezone
-    table = Table(title=f"Situations in the last {esc(since)}", title_justify="left")
+    zone = zone_name(now, tz)  # the table's times are in the organisation's zone: named once when not ours
+    table = Table(title=f"Situations in the last {esc(since)}" + (f" (times{zone})" if zone else ""),
+                  title_justify="left")
     for col in ("id", "kind", "channel", "opened", "closed", "duration", "by", "reason", "attention"):
         table.add_column(col)
     for r in rows:
