@@ -1,5 +1,5 @@
-/* continuity status page: updates the page's news in place every minute, instead of a <meta refresh> that
-   reloads the whole page under the reader (WCAG 2.2.1). Same origin only (the page's CSP allows nothing else);
+/* continuity status page: updates the page's news in place every minute and when the reader comes back to
+   the tab, instead of a <meta refresh> that reloads the whole page under the reader (WCAG 2.2.1). Same origin only (the page's CSP allows nothing else);
    without JavaScript the page is complete and the reader reloads it. A round is skipped while focus is inside
    the part that would be replaced, so nobody loses their place. */
 (function () {
@@ -18,8 +18,8 @@
       return document.importNode(n, true);
     }));
   }
-  function tick() {
-    fetch(location.href, {cache: "no-cache", credentials: "same-origin"})
+  function refresh() {
+    return fetch(location.href, {cache: "no-cache", credentials: "same-origin"})
       .then(function (r) { return r.ok ? r.text() : null; })
       .then(function (html) {
         if (!html) return;
@@ -27,8 +27,12 @@
         swap(fresh, "live");
         swap(fresh, "updated");
       })
-      .catch(function () { /* offline for a moment: keep what is shown */ })
-      .then(function () { setTimeout(tick, every); });
+      .catch(function () { /* offline for a moment: keep what is shown */ });
   }
+  function tick() { refresh().then(function () { setTimeout(tick, every); }); }
   setTimeout(tick, every);
+  /* a reader coming back to the tab (a phone unlocked, another tab left) sees the news at once */
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") refresh();
+  });
 })();
