@@ -1,7 +1,7 @@
 /* continuity status page: updates the page's news in place every minute and when the reader comes back to
-   the tab, instead of a <meta refresh> that reloads the whole page under the reader (WCAG 2.2.1). Same origin only (the page's CSP allows nothing else);
-   without JavaScript the page is complete and the reader reloads it. A round is skipped while focus is inside
-   the part that would be replaced, so nobody loses their place. */
+   the tab, instead of a <meta refresh> that reloads the whole page under the reader (WCAG 2.2.1). Same origin
+   only (the page's CSP allows nothing else); without JavaScript the page is complete and the reader reloads
+   it. A round is skipped while focus is inside the part that would be replaced, so nobody loses their place. */
 (function () {
   "use strict";
   var me = document.currentScript;
