@@ -232,7 +232,9 @@ _FIELDS = ("title", "start", "end", "owner", "terms", "faq_url", "channels", "lo
            "playbook", "lead", "brief")
 
 
-def _short(value: Any) -> str:
+def _short(value: Any, key: str = "") -> str:
+    if value is None or value == [] or value == {}:  # registered early: not given yet
+        return "every customer channel" if key == "channels" else "not given"
     text = value if isinstance(value, str) else repr(value)
     text = " ".join(text.split())
     return text if len(text) <= 70 else text[:67] + "…"
@@ -243,7 +245,7 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     out: list[str] = []
     for key in _FIELDS:
         if old.get(key) != new.get(key):
-            out.append(f"{key}: {_short(old.get(key))} → {_short(new.get(key))}")
+            out.append(f"{key}: {_short(old.get(key), key)} → {_short(new.get(key), key)}")
     old_codes = {c["code"]: c for c in old.get("codes", [])}
     new_codes = {c["code"]: c for c in new.get("codes", [])}
     for code in new_codes.keys() - old_codes.keys():

@@ -87,6 +87,9 @@ def test_validate_warns_of_the_gaps_once_the_briefing_is_due(workdir: Path, cli:
     full = write(workdir, WINTER, name="campaign-full.yaml")
     updated = cli("campaign", "update", "winter-sale", str(full), now=after)
     assert updated.returncode == 0, updated.stderr
+    changed = outbox_text(workdir, "campaign-changed")  # staff briefed on the early version are told
+    assert "terms: not given → 15% off every coat." in changed and "None" not in changed, changed
+    assert "channels: every customer channel → ['email', 'chat']" in changed
     done = cli("validate", "--json", now=after)
     assert done.returncode == 0 and json.loads(done.stdout)["campaigns_missing"] == []
     listed = json.loads(cli("campaign", "list", "--json", now=after).stdout)
