@@ -316,6 +316,15 @@ def probes(workdir: Path, seconds: float) -> None:
           f"with 1 node, {both['server'][1]:.0f} with 2, {again['server'][1]:.0f} with 1 again; its CPU "
           f"{alone['server'][0]:.1f} %, {both['server'][0]:.1f} %, {again['server'][0]:.1f} %")
     solo = (alone["alpha"][0] + again["alpha"][0]) / 2
+
+    def per_1000(rows: list[tuple[float, float, float]], server: tuple[float, float, float]) -> float:
+        """CPU seconds the nodes spent per 1,000 probes answered: not swayed by how many 5 s cycles fell in
+        the window (5 or 6 in 25 s)."""
+        return sum(r[0] for r in rows) / 100 / server[1] * 1000
+
+    print(f"  CPU per 1,000 probes: {per_1000([alone['alpha']], alone['server']):.2f} s with 1 node, "
+          f"{per_1000([both['alpha'], both['beta']], both['server']):.2f} s with 2 (both nodes' CPU over both's "
+          f"probes), {per_1000([again['alpha']], again['server']):.2f} s with 1 again")
     print(f"ratio leader CPU with a follower / alone (mean of before and after): {both['alpha'][0] / solo:.2f}; "
           f"two nodes' CPU / one node's: {(both['alpha'][0] + both['beta'][0]) / solo:.2f}")
 
