@@ -1,9 +1,10 @@
 """`campaign register` without a file: the main fields as flags, turned into the data a campaign file holds.
 
 The flags build the same `Campaign` model a file does and go through the same checks; only the places
-errors point at differ: a flag instead of a file and line (`command line --start: no timezone …`). FAQ
+errors point at differ: a flag instead of a file and line (`command line --start: no timezone …`). As in a
+file, --name, --start and --end are enough to register early (the rest is listed as still missing). FAQ
 entries and template answers only come from files (they are per-locale, multi-line texts), so a campaign
-registered with flags has an empty FAQ and relies on its FAQ page (`--faq-url`).
+registered with flags has an empty FAQ and relies on its FAQ page (`--faq-url`, else the website).
 """
 
 from __future__ import annotations
@@ -108,9 +109,6 @@ def from_flags(flags: Flags) -> tuple[Campaign, Document]:
     errors: list[InputError] = []
     codes, typed = _codes(flags, errors)
     doc = FlagsDocument(SOURCE, None, raw={"codes": typed, "channels": list(flags.channels)})
-    if flags.faq_url is None:
-        errors.append(doc.error(("faq_url",), "required without a campaign FILE: a campaign registered with flags "
-                                              "has no FAQ entries, so customers and agents are sent to its FAQ page"))
     data = _given(flags)
     if flags.channels:
         data["channels"] = list(flags.channels)

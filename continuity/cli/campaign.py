@@ -112,9 +112,9 @@ def register(
                                                            "phone, …); repeatable.")] = None,
     load: Annotated[str | None, typer.Option("--load", help=f"{FLAG} expected load, e.g. 3x (default 2x).")]
     = None,
-    faq_url: Annotated[str | None, typer.Option("--faq-url", help=f"{FLAG} the campaign's FAQ page (required: "
-                                                                  "FAQ entries and template answers only come "
-                                                                  "from a campaign file).")] = None,
+    faq_url: Annotated[str | None, typer.Option("--faq-url", help=f"{FLAG} the campaign's FAQ page (FAQ entries "
+                                                                  "and template answers only come from a "
+                                                                  "campaign file).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Accept a lead time under campaigns.min_lead (staff get "
                                                         "less time to prepare).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check it and show every text it will send (briefing, "
@@ -131,10 +131,11 @@ def register(
     switched off and staff get a summary. Every problem is reported with file, line and field (or the flag),
     and nothing is stored (exit 2) until it is right.
 
-    Without FILE, --name, --title, --start, --end, --terms, --channel and --faq-url are required; --code and
-    --load are optional. FAQ entries, template answers, per-locale texts, expected waits, recurrence and the
-    people to brief only come from a campaign file: a campaign registered with flags has no FAQ entries, so
-    customers and agents are sent to its FAQ page (add entries later with `campaign update NAME FILE`).
+    Without FILE, --name, --start and --end are enough to register early (title: the name; channels: every
+    channel with a contact); what is not given yet is listed as still missing. FAQ entries, template answers,
+    per-locale texts, expected waits, recurrence and the people to brief only come from a campaign file: a
+    campaign registered with flags has no FAQ entries, so customers and agents are sent to its FAQ page (add
+    entries later with `campaign update NAME FILE`).
     """
     from continuity.campaigns.flags import SOURCE, Flags, from_flags
     from continuity.campaigns.load import precheck
@@ -149,8 +150,7 @@ def register(
                          Location(SOURCE))
     if file is None and not flags.given():
         raise InputError("give a campaign FILE (see playbooks/campaign-example.yaml), or the fields as flags: "
-                         "--name, --title, --start, --end, --terms, --channel, --faq-url (see --help)",
-                         Location(SOURCE))
+                         "--name, --start and --end at least (see --help)", Location(SOURCE))
     source = file if file is not None else from_flags(flags)  # flag mistakes are reported before the store opens
     loaded = load_config()
     if file is not None or dry_run:  # a bad file is refused before the ledger is opened (or created)

@@ -89,12 +89,11 @@ def test_every_wrong_flag_is_named_and_nothing_is_stored(workdir: Path, cli: Run
                "email", "--load", "lots", "--json", now=NOW)
     found = {(e["file"], e["field"]): str(e["message"]) for e in errors_of(proc)}
     assert set(found) == {("command line", "--name"), ("command line", "--start"), ("command line", "--code SPRING10"),
-                          ("command line", "--code S=5%"), ("command line", "--load"), ("command line", "--faq-url")}
+                          ("command line", "--code S=5%"), ("command line", "--load")}
     assert found[("command line", "--name")] == "required without a campaign FILE"
     assert "no timezone" in found[("command line", "--start")]
     assert "expected CODE=DESCRIPTION" in found[("command line", "--code SPRING10")]
     assert "expected load like 3x" in found[("command line", "--load")]
-    assert "required without a campaign FILE" in found[("command line", "--faq-url")]
     assert not (workdir / STORE_NAME).exists()  # refused before the store was opened
 
 
@@ -110,8 +109,17 @@ def test_the_register_checks_name_the_flag_too(workdir: Path, cli: RunCli, engin
     both = cli("campaign", "register", "campaign.yaml", "--name", "x", now=NOW)
     assert both.returncode == 2 and "error: command line: give either a campaign FILE or the fields" in both.stderr
     neither = cli("campaign", "register", now=NOW)
-    assert neither.returncode == 2 and "--faq-url (see --help)" in neither.stderr
+    assert neither.returncode == 2 and "--name, --start and --end at least (see --help)" in neither.stderr
     assert "Traceback" not in both.stderr + neither.stderr
+
+
+def test_name_start_and_end_flags_are_enough(cli: RunCli) -> None:
+    proc = cli("campaign", "register", "--name", "spring-sale", "--start", "2026-12-01 08:00 Europe/Budapest",
+               "--end", "2026-12-03 20:00 Europe/Budapest", "--json", now=NOW)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    campaign = json.loads(proc.stdout)["campaign"]
+    assert (campaign["title"], campaign["source"]) == ("spring-sale", "command line")
+    assert campaign["missing"] == ["terms", "owner", "codes", "faq", "answers", "faq_url"]
 
 
 def test_a_campaign_from_flags_runs_its_phases(engine: MakeEngine, workdir: Path) -> None:
