@@ -437,3 +437,27 @@ def test_organisation_english_takes_only_the_two_forms(tmp_path: Path) -> None:
     (tmp_path / "continuity.yaml").write_text(text, encoding="utf-8")
     done = run_cli(tmp_path, "validate")
     assert done.returncode == 2 and "organisation.english" in done.stderr, done.stderr
+
+
+def test_the_end_of_a_maintenance_window_tells_the_customers_who_were_told(tmp_path: Path) -> None:
+    """`maintenance add`, then `tick` through the window: at its end a short "finished" notice, every locale."""
+    (tmp_path / "continuity.yaml").write_text(EXAMPLE_CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
+    added = run_cli(tmp_path, "maintenance", "add", "phone", "--start", "2026-12-05T12:00:00+00:00",
+                    "--end", "2026-12-05T13:00:00+00:00", "--reason", "PBX upgrade", "--notice", "1h",
+                    now="2026-12-05T09:00:00+00:00")
+    assert added.returncode == 0, added.stdout + added.stderr
+    for at in ("2026-12-05T11:05:00+00:00", "2026-12-05T12:05:00+00:00", "2026-12-05T13:05:00+00:00"):
+        done = run_cli(tmp_path, "tick", now=at)
+        assert done.returncode == 0, done.stdout + done.stderr
+    files = sorted((tmp_path / "outbox").glob("*customer-done*"))
+    assert len(files) == 1, sorted(p.name for p in (tmp_path / "outbox").iterdir())
+    messages = json.loads(files[0].read_text(encoding="utf-8"))["messages"]
+    expected = {"hu": "Befejeztük a tervezett karbantartást: újra működik a telefonos ügyfélszolgálat",
+                "en": "The planned maintenance is finished: our phone line",
+                "sk": "plánovaná údržba sa skončila: opäť funguje telefonická linka",
+                "pl": "planowane prace serwisowe zostały zakończone: znów działa linia telefoniczna"}
+    assert [m["locale"] for m in messages] == list(expected)
+    for m in messages:
+        assert expected[m["locale"]] in m["body"], m
+        assert "PBX upgrade" not in m["subject"] + m["body"]
+        clean(m["subject"] + "\n" + m["body"], f"maintenance/customer-done [{m['locale']}]")
