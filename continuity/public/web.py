@@ -18,6 +18,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, Protocol
 
 from continuity.public.banner import BannerSource
+from continuity.public.pages import PageCache
 from continuity.public.status import StatusPage, pick_locale, status_data
 from continuity.public.voice import announcement, twiml
 
@@ -93,6 +94,7 @@ class PublicSite:
         self.public = daemon.loaded.config.daemon.public
         self.banners = BannerSource(daemon.loaded, daemon.store)
         self.page = StatusPage(daemon.loaded)
+        self.pages = PageCache()
         self.script = banner_script()
         self.status_script = status_script()
         self.icon = favicon()
@@ -118,10 +120,11 @@ class PublicSite:
                             request.path, origin.encode("unicode_escape").decode("ascii")[:200])
 
     def _answer(self, request: web.Request, body: bytes, content_type: str, cache: str,
-                extra: dict[str, str] | None = None, cors: bool = False, public: bool = False) -> web.Response:
+                extra: dict[str, str] | None = None, cors: bool = False, public: bool = False,
+                etag: str | None = None) -> web.Response:
         from aiohttp import web
 
-        etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+        etag = etag or '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
         headers = {**_COMMON, "Cache-Control": cache, "ETag": etag, **(extra or {})}
         if cors:
             self._cors(request, headers, public)
@@ -174,16 +177,21 @@ class PublicSite:
     async def status_html(self, request: web.Request) -> web.Response:
         from aiohttp import web
 
-        data = self._status(request)
-        try:
-            html = self.page.render(data)
+        locale, health, now = self._locale(request), health_states(self.daemon), self.daemon.clock.now()
+
+        def render() -> tuple[bytes, dict[str, str]]:
+            data = status_data(self.loaded, self.daemon.store, health, now, locale)
+            return self.page.render(data).encode(), {"Content-Language": data["locale"]}
+
+        try:  # the same page until the ledger, health, minute or a window's start moves (public/pages.py)
+            page = self.pages.get(self.pages.key(self.daemon.store, locale, health, now), render)
         except Exception:  # a broken custom template: say so in the log, not to the visitor
             log.exception("cannot render the status page")
             return web.Response(status=500, text="The status page is temporarily unavailable.\n",
                                 headers=_COMMON)
-        return self._answer(request, html.encode(), "text/html; charset=utf-8", "no-cache",
+        return self._answer(request, page.body, "text/html; charset=utf-8", "no-cache",
                             {"Vary": "Accept-Language", "Content-Security-Policy": _PAGE_CSP,
-                             "Content-Language": data["locale"]})
+                             **dict(page.headers)}, etag=page.etag)
 
     async def voice_xml(self, request: web.Request) -> web.Response:
         from aiohttp import web

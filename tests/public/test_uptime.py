@@ -125,3 +125,39 @@ def test_a_new_situation_and_its_close_show_at_once(history: tuple[str, Path]) -
     cli(workdir, "restore", "email", at="2026-12-01T10:10")
     [dec1] = [d for d in uptime(url, "email")["days"] if d["date"] == "2026-12-01"]
     assert dec1["down_seconds"] == 600
+
+
+def test_the_page_is_kept_until_the_ledger_health_or_minute_moves(site: MakeSite, workdir: Path) -> None:
+    """The rendered page and its ETag are kept (public/pages.py), never past what they show: an outage opened
+    by another process, a health state, the next minute."""
+    from datetime import timedelta
+
+    from tests.public.conftest import Site
+
+    def probed(cfg: dict[str, Any]) -> None:
+        cfg["channels"]["email"]["health"] = {"every": "30s", "fail_after": 1, "probes": [
+            {"type": "tcp", "host": "127.0.0.1", "port": 9}]}
+
+    s: Site = site(probed)
+    s.engine.clock.set(NOW)  # type: ignore[attr-defined]
+    first = s.get("/status?lang=en")
+    assert first.status == 200 and "Some of our channels are not working" not in first.text
+    again = s.get("/status?lang=en")
+    assert (again.body, again.headers["etag"]) == (first.body, first.headers["etag"])
+    assert s.get("/status?lang=en", {"If-None-Match": first.headers["etag"]}).status == 304
+    cli(workdir, "outage", "phone", "--reason", "trunk", at="2026-12-07T08:59")
+    opened = s.get("/status?lang=en", {"If-None-Match": first.headers["etag"]})
+    assert opened.status == 200 and opened.headers["etag"] != first.headers["etag"]
+    assert "Some of our channels are not working" in opened.text and "Outage" in opened.text
+    # a health state the probes report shows at once, the ledger unchanged
+    health = s.daemon.health["email"]
+    health.observe("degraded", "", NOW)
+    s.daemon.last_cycle_at["email"] = NOW
+    degraded = s.get("/status?lang=en")
+    assert degraded.headers["etag"] != opened.headers["etag"] and "Slower than usual" in degraded.text
+    assert "Slower than usual" not in opened.text
+    # the minute the page says it was updated, and today's minutes down, move with the clock
+    s.engine.clock.set(NOW + timedelta(minutes=1))  # type: ignore[attr-defined]
+    later = s.get("/status?lang=en")
+    assert later.headers["etag"] != degraded.headers["etag"]
+    assert "Last updated: 7 December 2026, 09:01" in later.text, later.text[-600:]
