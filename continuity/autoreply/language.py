@@ -128,9 +128,9 @@ def detect_language(text: str, served: Sequence[str]) -> tuple[str, float] | Non
                 totals[target] = float(scores[idx].sum())
         else:
             for lang, prob in identifier.rank(text):
-                target = _serve(str(lang), codes)
-                if target is not None:
-                    totals[target] = totals.get(target, 0.0) + float(prob)
+                chosen = _serve(str(lang), codes)
+                if chosen is not None:
+                    totals[chosen] = totals.get(chosen, 0.0) + float(prob)
     except Exception:
         return None
     if not totals:
