@@ -73,6 +73,7 @@ def test_quiet_between_briefing_and_launch(site: MakeSite, workdir: Path) -> Non
 
     data = status(s)
     assert data["overall"] == "up" and data["situations"] == []
+    assert data["history_from"] is None  # nothing customers may know of yet: no history begins
     assert all(c["status"] == "up" for c in data["channels"])
     html = page(s)
     assert "Current notices" not in html and "Winter Sale" not in html
@@ -100,6 +101,7 @@ def test_shown_after_launch_by_title_without_the_internal_reason(site: MakeSite,
         assert shown["opened_at"] == START.isoformat()
         assert shown["opened_at_text"] == human_datetime(START, lang, tz)
         assert shown["updates"] == []  # the briefing and all before the launch are internal
+        assert data["history_from"] == START.isoformat()  # the page's history begins at the launch
         html = page(s, lang)
         assert title in html and SURGE_TEXT[lang] in html and shown["opened_at_text"] in html
         notice = html[html.index("<article>"):html.index("</article>")].lower()
