@@ -166,7 +166,7 @@ class Node:
         req = urllib.request.Request(f"http://127.0.0.1:{self.port}/healthz",
                                      headers={"Authorization": "Bearer cluster-t0ken"})
         try:
-            with urllib.request.urlopen(req, timeout=2) as r:
+            with urllib.request.urlopen(req, timeout=8) as r:
                 return dict(json.loads(r.read()))
         except urllib.error.HTTPError as err:
             with err:
