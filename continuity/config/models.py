@@ -319,6 +319,9 @@ class PublicWeb(Strict):
     # Web pages on other origins that may read /banner.json and /status.json ("*" for any); none: same origin.
     cors_origins: list[str] = Field(default_factory=list)
     banner_poll: Duration = timedelta(seconds=30)
+    # How long after restore a banner that was shown says "working again" (outage/banner-resolved) before it
+    # goes; 0 switches the resolved state off.
+    banner_resolved_for: Duration = timedelta(minutes=30)
     # The customer channels on the status page and in the phone announcement; default: those with a contact.
     channels: list[Name] | None = None
     # The languages of /voice.xml, in order; default: the organisation's default locale, then the others.
@@ -345,6 +348,13 @@ class PublicWeb(Strict):
     def _min_poll(cls, value: timedelta) -> timedelta:
         if value < timedelta(seconds=5):
             raise ValueError("banner_poll must be at least 5s (every visitor's browser asks this often)")
+        return value
+
+    @field_validator("banner_resolved_for")
+    @classmethod
+    def _resolved_for(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0) or value > timedelta(days=1):
+            raise ValueError("banner_resolved_for must be between 0 (off) and 1d")
         return value
 
 
