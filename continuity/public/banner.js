@@ -70,8 +70,10 @@
 
   function render(doc) {
     var gone = load(), keep = {}, items = [];
-    (doc.banners || []).forEach(function (b) {
+    /* After restore, a banner that was shown says "working again" for a while (`resolved`, good news). */
+    (doc.banners || []).concat(doc.resolved || []).forEach(function (b) {
       if (!b.locales || !Object.keys(b.locales).length) return;
+      if (b.until && Date.parse(b.until) <= Date.now()) return; /* its time is over, even between polls */
       if (gone[b.id] === b.revision) keep[b.id] = b.revision; else items.push(b);
     });
     save(keep); /* forget dismissals of banners that are over */
@@ -81,7 +83,7 @@
     var had = region.contains(document.activeElement);
     region.textContent = "";
     items.forEach(function (b) {
-      var lang = pick(doc, b), t = b.locales[lang], box = el("div", "cb-banner"), base = lang.split("-")[0];
+      var lang = pick(doc, b), t = b.locales[lang], box = el("div", b.state === "resolved" ? "cb-banner cb-resolved" : "cb-banner"), base = lang.split("-")[0];
       box.lang = lang;
       box.appendChild(el("strong", "cb-title", String(t.title || "")));
       /* The details a tap away on a phone (open at once on a wide screen): the banner stays small. */
@@ -157,6 +159,7 @@
       "#continuity-banner.cb-slot{position:static;max-height:none}" +
       ".cb-banner{position:relative;padding:10px 56px 10px 16px;background:#fff4ce;color:#1f1f1f;" +
       "border-top:3px solid #a34700;box-shadow:0 -2px 8px rgba(0,0,0,.2)}" +
+      ".cb-banner.cb-resolved{background:#e2f4e5;border-top-color:#1e6b30}" +
       ".cb-title{display:block}.cb-more summary{cursor:pointer;color:#1a4fd0;width:max-content}" +
       "@media (max-width:640px){#continuity-banner{max-height:40vh;font-size:15px}}" +
       ".cb-body{margin:4px 0 0;white-space:pre-line}" +
