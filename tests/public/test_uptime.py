@@ -161,3 +161,23 @@ def test_the_page_is_kept_until_the_ledger_health_or_minute_moves(site: MakeSite
     later = s.get("/status?lang=en")
     assert later.headers["etag"] != degraded.headers["etag"]
     assert "Last updated: 7 December 2026, 09:01" in later.text, later.text[-600:]
+
+
+def test_a_window_starting_within_the_minute_shows_on_the_kept_page(site: MakeSite) -> None:
+    """The ledger does not move when a maintenance window's start passes (until the next tick): the kept page
+    is keyed on that moment too."""
+    from datetime import timedelta
+
+    from continuity.maintenance import add_window
+
+    s = site()
+    s.engine.clock.set(NOW + timedelta(seconds=5))  # type: ignore[attr-defined]
+    add_window(s.engine, "phone", start=NOW + timedelta(seconds=30), end=NOW + timedelta(hours=1),
+               notice=timedelta(hours=2), reason="PBX firmware upgrade", by="tester")
+    s.run()
+    before = s.get("/status?lang=en")
+    assert "Planned maintenance is in progress." not in before.text
+    assert s.get("/status?lang=en").headers["etag"] == before.headers["etag"]
+    s.engine.clock.set(NOW + timedelta(seconds=40))  # type: ignore[attr-defined]  (no tick: no new event)
+    started = s.get("/status?lang=en")
+    assert "Planned maintenance is in progress." in started.text
