@@ -461,3 +461,28 @@ def test_the_end_of_a_maintenance_window_tells_the_customers_who_were_told(tmp_p
         assert expected[m["locale"]] in m["body"], m
         assert "PBX upgrade" not in m["subject"] + m["body"]
         clean(m["subject"] + "\n" + m["body"], f"maintenance/customer-done [{m['locale']}]")
+
+
+@pytest.mark.parametrize(("english", "expected"), [("en-GB", "13:00"), ("en-US", "1:00 PM")])
+def test_the_status_page_writes_english_times_as_organisation_english_says(tmp_path: Path, english: str,
+                                                                           expected: str) -> None:
+    from continuity.public.status import status_data
+    from continuity.store import open_store
+
+    text = EXAMPLE_CONFIG.read_text(encoding="utf-8").replace(
+        "  timezone: Europe/Budapest", f"  english: {english}\n  timezone: Europe/Budapest")
+    (tmp_path / "continuity.yaml").write_text(text, encoding="utf-8")
+    now = "2026-12-07T10:00:00+00:00"
+    opened = run_cli(tmp_path, "outage", "phone", "--reason", "trunk down", "--cause", "power", "--eta", "2h",
+                     now=now)
+    assert opened.returncode == 0, opened.stdout + opened.stderr
+    loaded = load_config(tmp_path / "continuity.yaml")
+    store = open_store(loaded.store_url, loaded.base_dir)
+    try:
+        data = status_data(loaded, store, {}, datetime.fromisoformat(now), "en")
+        hu = status_data(loaded, store, {}, datetime.fromisoformat(now), "hu")
+    finally:
+        store.close()
+    shown = json.dumps(data, ensure_ascii=False)
+    assert expected in shown and ("PM" in shown) == (english == "en-US"), shown
+    assert "13:00" in json.dumps(hu, ensure_ascii=False)  # Hungarian keeps its own clock

@@ -27,7 +27,14 @@ from continuity.errors import InputError, Location
 from continuity.store.records import EventRecord, SituationRecord
 from continuity.store.sqlite import SqliteStore
 from continuity.templating import make_environment
-from continuity.variables import cause_key, cause_text, channel_name, customer_reason, human_datetime
+from continuity.variables import (
+    cause_key,
+    cause_text,
+    channel_name,
+    customer_reason,
+    date_locale,
+    human_datetime,
+)
 
 STATUS_TEMPLATE = "public/status.html"
 # From calm to alarming; the page's headline follows the most alarming channel.
@@ -232,9 +239,10 @@ def build_status(loaded: LoadedConfig, situations: list[SituationRecord],
                  locale: str) -> dict[str, Any]:
     org = loaded.config.organisation
     tz = org.timezone
+    dates = date_locale(loaded, locale)  # English dates as organisation.english says (en-GB unless en-US)
 
     def when(dt: datetime | None) -> str | None:
-        return human_datetime(dt, locale, tz) if dt else None
+        return human_datetime(dt, dates, tz) if dt else None
 
     by_channel: dict[str, list[SituationRecord]] = {}
     for sit in situations:

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from continuity.history import UPTIME_DAYS, daily_of, day_bounds
 from continuity.store.records import EventRecord, SituationRecord
-from continuity.variables import cause_key, cause_text, human_datetime, human_duration
+from continuity.variables import cause_key, cause_text, date_locale, human_datetime, human_duration
 
 if TYPE_CHECKING:
     from continuity.config.loader import LoadedConfig
@@ -239,6 +239,7 @@ def incidents(loaded: LoadedConfig, closed: list[tuple[SituationRecord, list[Eve
     """The recent incidents as plain data: what happened (the prepared cause, never the staff reason), when,
     how long, and the public timeline, newest first. `name(situation)` is the page's name for its scope."""
     tz = loaded.config.organisation.timezone
+    dates = date_locale(loaded, locale)  # English dates as organisation.english says
     out = []
     for sit, events in closed:
         assert sit.closed_at is not None
@@ -260,14 +261,14 @@ def incidents(loaded: LoadedConfig, closed: list[tuple[SituationRecord, list[Eve
                     eta = datetime.fromisoformat(ev.message.rsplit(" to ", 1)[1])
                 except (IndexError, ValueError):
                     eta = None
-            updates.append({"at": ev.at.isoformat(), "at_text": human_datetime(ev.at, locale, tz), "kind": kind,
+            updates.append({"at": ev.at.isoformat(), "at_text": human_datetime(ev.at, dates, tz), "kind": kind,
                             "eta": eta.isoformat() if eta else None,
-                            "eta_text": human_datetime(eta, locale, tz) if eta else None})
+                            "eta_text": human_datetime(eta, dates, tz) if eta else None})
         updates.reverse()
         out.append({"id": sit.id, "kind": sit.kind, "channel": sit.channel, "channel_name": name(sit),
                     "cause": cause_text(loaded, cause_key(sit), locale),
-                    "opened_at": starts.isoformat(), "opened_at_text": human_datetime(starts, locale, tz),
-                    "closed_at": ends.isoformat(), "closed_at_text": human_datetime(ends, locale, tz),
+                    "opened_at": starts.isoformat(), "opened_at_text": human_datetime(starts, dates, tz),
+                    "closed_at": ends.isoformat(), "closed_at_text": human_datetime(ends, dates, tz),
                     "duration_seconds": round(max(0.0, (ends - starts).total_seconds())),
                     "duration_text": human_duration(max(ends - starts, timedelta(0)), locale),
                     "updates": updates})
