@@ -4,7 +4,8 @@
 #    second store, Chromium for the browser tests, which the playwright package drives without a browser download);
 #  - the Python packages, into a virtualenv of the checkout's own (.venv, created when missing), so that a package
 #    some other program put on this machine cannot hide one the test extras forgot to name.
-# Then ruff, the layer contracts (import-linter) and pytest, all from that virtualenv. Extra arguments go to pytest.
+# Then ruff, the layer contracts (import-linter) and pytest (on two workers), all from that virtualenv. Extra
+# arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,5 +29,15 @@ py="$venv/bin/python"
 "$py" -m pip install -q --disable-pip-version-check -e '.[test]'
 "$py" -m ruff check continuity tests
 "$venv/bin/lint-imports"  # the layers of pyproject.toml's [tool.importlinter]: no import runs back up
+# axe-core (npm) for the accessibility checks in real Chromium, into the virtualenv, before the workers start.
+if [ ! -f "$venv/node_modules/axe-core/axe.min.js" ] && command -v npm >/dev/null; then
+  npm install --prefix "$venv" --no-audit --no-fund --silent axe-core >/dev/null
+fi
 export PATH="$PWD/$venv/bin:$PATH"
-exec "$py" -m pytest "$@"
+# Two workers (CONTINUITY_TEST_WORKERS to change it, 0 for one process): most tests wait on real servers and
+# processes rather than compute, so two halve the wall time on two cores. A test file stays on one worker.
+workers="${CONTINUITY_TEST_WORKERS:-2}"
+if [ "$workers" = "0" ]; then
+  exec "$py" -m pytest "$@"
+fi
+exec "$py" -m pytest -n "$workers" --dist loadfile "$@"

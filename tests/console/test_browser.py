@@ -16,49 +16,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.browserkit import axe_script, chromium_browser
 from tests.console.kit import PASSWORDS, ConsoleSite, cli
-from tests.public.test_browser import CHROMIUM
 
 Make = Callable[..., ConsoleSite]
-VENV = Path(sys.prefix)
-
-
-def axe_script() -> Path | None:
-    given = os.environ.get("AXE_CORE_JS")
-    if given:
-        return Path(given) if Path(given).is_file() else None
-    path = VENV / "node_modules" / "axe-core" / "axe.min.js"
-    if not path.is_file() and shutil.which("npm"):
-        subprocess.run(["npm", "install", "--prefix", str(VENV), "--no-audit", "--no-fund", "axe-core"],
-                       capture_output=True, timeout=300, check=False)
-    return path if path.is_file() else None
 
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    if CHROMIUM is None:
-        pytest.skip("Debian's chromium is not installed (scripts/test.sh installs it with apt)")
-    try:
-        from playwright.sync_api import Error, sync_playwright
-    except ImportError:
-        pytest.skip("the playwright Python package is not installed (pip install -e '.[test]')")
-    with sync_playwright() as pw:
-        try:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        except Error as exc:
-            pytest.skip(f"Chromium at {CHROMIUM} cannot start: {str(exc).splitlines()[0]}")
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium_browser() as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -13,29 +13,17 @@ from typing import Any
 
 import pytest
 
+from tests.browserkit import axe_script, chromium_browser
 from tests.console.kit import PASSWORDS, ConsoleSite, cli
-from tests.console.test_browser import CHROMIUM, Checker, _local, axe_script, sign_in
+from tests.console.test_browser import Checker, _local, sign_in
 from tests.console.test_console_more import _with_vantages
 from tests.crashkit import wait_for
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if CHROMIUM is None:
-        pytest.skip("Debian's chromium is not installed (scripts/test.sh installs it with apt)")
-    try:
-        from playwright.sync_api import Error, sync_playwright
-    except ImportError:
-        pytest.skip("the playwright Python package is not installed (pip install -e '.[test]')")
-    with sync_playwright() as pw:
-        try:
-            chromium = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        except Error as exc:
-            pytest.skip(f"Chromium at {CHROMIUM} cannot start: {str(exc).splitlines()[0]}")
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium_browser() as launched:
+        yield launched
 
 
 @pytest.fixture

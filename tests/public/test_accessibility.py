@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from tests.browserkit import axe_script
 from tests.conftest import run_cli
-from tests.console.test_browser import axe_script
 from tests.crashkit import free_port
 from tests.daemon.test_daemon_e2e import DaemonProc
 from tests.public.test_browser import browser, save  # noqa: F401 (the fixture)

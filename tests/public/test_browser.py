@@ -19,14 +19,13 @@ from typing import Any
 
 import pytest
 
+from tests.browserkit import chromium_browser
 from tests.campaigns.kit import write
 from tests.conftest import EXAMPLE_CONFIG, run_cli
 from tests.crashkit import free_port
 from tests.daemon.test_daemon_e2e import DaemonProc
 
 SHOP_PAGE = Path(__file__).parent / "shop" / "index.html"
-CHROMIUM = next((p for p in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", "/usr/lib/chromium/chromium")
-                 if p and Path(p).is_file()), None)
 # Shown on the banner through the chat channel's contact: must arrive as text, never as an element; of it,
 # only the https URL may become a link (the javascript: one stays text).
 INJECTED = '<img src=x onerror="window.pwned=1">'
@@ -83,21 +82,8 @@ def shop(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    if CHROMIUM is None:
-        pytest.skip("Debian's chromium is not installed (scripts/test.sh installs it with apt)")
-    try:
-        from playwright.sync_api import Error, sync_playwright
-    except ImportError:
-        pytest.skip("the playwright Python package is not installed (pip install -e '.[test]')")
-    with sync_playwright() as pw:
-        try:
-            chromium = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        except Error as exc:
-            pytest.skip(f"Chromium at {CHROMIUM} cannot start: {str(exc).splitlines()[0]}")
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium_browser() as launched:
+        yield launched
 
 
 def save(page: Any, tmp_path: Path, name: str) -> Path:
