@@ -183,7 +183,7 @@ class Daemon:
         if self.leading and epoch is not None and epoch == self.epoch and self.seat.incoming:
             self._spawn(self.take_in, list(self.seat.incoming))
         if epoch is not None and (not self.leading or epoch != self.epoch):
-            self.leading, self.epoch = True, epoch  # at once: the next poll must not start a second lead()
+            self.seize(epoch)  # at once: no step is claimed without the epoch, no second lead() starts
             self._spawn(self.lead, epoch)
         elif epoch is None and self.leading:
             await self.follow(self.seat.last_error)
@@ -215,13 +215,18 @@ class Daemon:
         for channel, vantage in changed.items():
             await self.vote(channel, [], only=vantage)
 
+    def seize(self, epoch: int | None) -> None:
+        """Lead from this instant: every row claimed from now on carries the epoch in its owner."""
+        owners.lead_under(epoch)
+        self.engine.owner = owners.current_owner()
+        self.leading, self.epoch, self.led_since = True, epoch, self.clock.now()
+        self.engine.late_before = self.led_since
+
     async def lead(self, epoch: int | None) -> None:
         """Become the node that decides and sends: whatever fell due before now runs at once, marked late; a
         step a dead leader left running follows the crash rule (engine.recover)."""
-        owners.lead_under(epoch)
-        self.engine.owner = owners.current_owner()  # rows claimed from now on carry this epoch
-        self.leading, self.epoch, self.led_since = True, epoch, self.clock.now()
-        self.engine.late_before = self.led_since
+        if self.led_since is None or not self.leading or self.epoch != epoch:
+            self.seize(epoch)  # (a store of its own: at the daemon's start)
         self.silenced = None  # monitoring situations another node opened or closed meanwhile
         monitoring_forgotten(self.engine, {v for q in self.quorums.values() for v in q.views})
         for sit in self.store.open_situations():
