@@ -199,20 +199,43 @@ class Site:
         self.peer.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the test, so a fixture can tell that the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+def _explain(request: pytest.FixtureRequest, s: Site) -> None:
+    """A failed test prints what the processes logged and the store held: timing failures on a loaded
+    machine are diagnosed from these, not guessed at."""
+    report = getattr(request.node, "report_call", None)
+    if report is None or not report.failed:
+        return
+    print("situations:", s.situations())
+    for proc in [s.daemon, *s.agents.values()]:
+        lines = proc.log_text().splitlines()
+        print(f"--- {proc.name}: last {min(len(lines), 60)} of {len(lines)} log lines")
+        print("\n".join(lines[-60:]))
+
+
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
+def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
     s = Site(tmp_path)
     try:
         yield s
     finally:
+        _explain(request, s)
         s.close()
 
 
 @pytest.fixture
-def three_sites(tmp_path: Path) -> Iterator[Site]:
+def three_sites(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
     """chat seen from central and two agents (office, branch), quorum 2; internet on the office's heartbeat."""
     s = Site(tmp_path, ("central", "office", "branch"))
     try:
         yield s
     finally:
+        _explain(request, s)
         s.close()
