@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -103,12 +103,18 @@ def _us(locale: str) -> bool:
 
 def _date_words(local: datetime, locale: str, *, year: bool) -> str:
     """The date with the month as a word: `5 December 2026`, `2026. december 5.`, `5 grudnia`."""
+    return _day_words(local.date(), locale, year)
+
+
+@functools.lru_cache(maxsize=2048)
+def _day_words(day: date, locale: str, year: bool) -> str:
+    # Only the day counts, so a step's many dates cost one babel call each per (day, locale): babel is slow.
     from babel.dates import format_date, format_skeleton
 
     loc = _region(locale)
     if year:
-        return format_date(local.date(), "long", locale=loc)
-    return format_skeleton("MMMMd", local, locale=loc)
+        return format_date(day, "long", locale=loc)
+    return format_skeleton("MMMMd", day, locale=loc)
 
 
 def human_datetime(when: datetime, locale: str, tz: str) -> str:
