@@ -55,6 +55,11 @@ def test_on_call_in_slovak_sees_vantages_and_declares_with_a_cause(watched_site:
     page.get_by_role("link", name="Slovenčina").click()
     assert page.get_by_role("heading", level=1).text_content() == "Prehľad"
 
+    def outages() -> list[dict[str, Any]]:
+        # The office vantage never reports, so on a slow machine a "monitoring degraded" situation may open
+        # meanwhile: that one is the daemon's, not the declared outage.
+        return [s for s in site.status_json()["open"] if s["kind"] == "outage"]  # type: ignore[attr-defined]
+
     def central_up() -> bool:
         page.reload()
         return page.get_by_text("central:").count() == 1 and page.locator(".state-up").count() >= 1
@@ -72,11 +77,11 @@ def test_on_call_in_slovak_sees_vantages_and_declares_with_a_cause(watched_site:
     assert "V našej kancelárii je výpadok elektriny." in (causes.text_content() or "")
     assert page.locator("pre[lang=sk]").count() >= 1
     check.accessible(page, "sk-declare-preview")
-    assert site.status_json()["open"] == []
+    assert outages() == []
     page.get_by_role("button", name="Nahlásiť výpadok").click()
     page.wait_for_url("**/console/situations/*")
     check.accessible(page, "sk-situation")
-    assert len(site.status_json()["open"]) == 1
+    assert [(s["channel"], s["opened_by"]) for s in outages()] == [("phone", "olga")]
     context.close()
 
 
