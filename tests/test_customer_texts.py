@@ -202,6 +202,17 @@ def test_dates_read_without_thinking(locale: str, at: str, today: str, tomorrow:
     assert human_when(datetime(2026, 12, 25, 10, 0, tzinfo=zone), locale, TZ, now) == later
 
 
+def test_dates_in_words_follow_the_zone_and_the_locale_however_often_asked() -> None:
+    """The words of a date are cached per (local day, locale): one instant reads as its own day in each
+    zone, and each English form stays its own, in whatever order they are asked."""
+    late = datetime(2026, 12, 5, 23, 30, tzinfo=UTC)
+    for _ in range(2):
+        assert human_datetime(late, "en", "Europe/Budapest") == "6 December 2026, 00:30"
+        assert human_datetime(late, "en", "UTC") == "5 December 2026, 23:30"
+        assert human_datetime(late, "en-US", "UTC") == "December 5, 2026, 11:30 PM"
+        assert human_when(late, "hu", "Europe/Budapest", late - timedelta(days=3)) == "december 6. 00:30"
+
+
 def test_every_template_in_every_locale_renders_without_none_iso_or_us_dates() -> None:
     """Every playbook step's template, in every locale of its audience and in each sample shape (with and
     without ETA and fallbacks, an ETA already passed), plus the voice: nothing a person misreads."""
