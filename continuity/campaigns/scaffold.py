@@ -9,7 +9,7 @@ as the example's.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from continuity.errors import InputError
@@ -27,14 +27,12 @@ def default_start(now: datetime, tz: str) -> datetime:
 
 def parse_start(text: str, tz: str) -> datetime:
     """`2027-03-01` (midnight) or `2027-03-01 08:00`, organisation time."""
-    zone = ZoneInfo(tz)
     try:
-        if len(text.strip()) == 10:
-            return datetime.combine(date.fromisoformat(text.strip()), time(0), tzinfo=zone)
-        return datetime.fromisoformat(text.strip().replace(" ", "T")).replace(tzinfo=zone)
+        when = datetime.fromisoformat(text.strip())  # a bare date is its midnight; an offset given is kept
     except ValueError:
         raise InputError(f"--start {text!r}: give a date, 2027-03-01, or a date and time, '2027-03-01 08:00' "
                          f"({tz})") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=ZoneInfo(tz))
 
 
 def scaffold(example: str, name: str, start: datetime, tz: str) -> str:

@@ -225,11 +225,13 @@ def new(
         raise InputError(f"--start {_local(starts, tz)}: too soon to brief staff {_lead_words(lead)} ahead "
                          "(campaigns.min_lead); give a later start")
     path = out or Path(f"{name}.yaml")
-    if path.exists():
-        raise InputError(f"{path} already exists; nothing was written (choose another --out)")
     example = (shipped_dir("playbooks") / "campaign-example.yaml").read_text(encoding="utf-8")
     text = scaffold(example, name, starts, tz)
-    path.write_text(text, encoding="utf-8")
+    try:
+        with path.open("x", encoding="utf-8") as written:  # created here or refused: never overwritten
+            written.write(text)
+    except FileExistsError:
+        raise InputError(f"{path} already exists; nothing was written (choose another --out)") from None
     try:
         campaign, _ = precheck(loaded, path, now)
     except InputError:

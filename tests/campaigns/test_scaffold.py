@@ -79,3 +79,19 @@ def test_register_dry_run_shows_every_text_in_every_locale_and_stores_nothing(tm
     assert not (tmp_path / "continuity.db").exists()  # nothing stored, no store created
     listed = run_cli(tmp_path, "campaign", "register", "spring-sale.yaml", "--dry-run", "--name", "x", now=now)
     assert listed.returncode == 2  # a file or flags, not both: still checked
+
+
+def test_a_start_is_read_in_organisation_time_unless_it_names_its_offset() -> None:
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from continuity.campaigns.scaffold import parse_start
+    from continuity.errors import InputError
+
+    zone = ZoneInfo("Europe/Budapest")
+    assert parse_start("2027-03-01", "Europe/Budapest") == datetime(2027, 3, 1, tzinfo=zone)
+    assert parse_start(" 2027-03-01 08:00 ", "Europe/Budapest") == datetime(2027, 3, 1, 8, tzinfo=zone)
+    given = parse_start("2027-03-01T08:00+00:00", "Europe/Budapest")
+    assert given.utcoffset() == timedelta(0) and given == datetime(2027, 3, 1, 8, tzinfo=UTC)
+    with pytest.raises(InputError, match="--start 'next monday'"):
+        parse_start("next monday", "Europe/Budapest")
