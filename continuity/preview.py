@@ -328,14 +328,15 @@ def campaign_texts(loaded: LoadedConfig, campaign: Any, now: datetime) -> list[d
     summary), rendered in every locale of its audience, as the registered campaign will render them."""
     import continuity.campaigns  # noqa: F401  (registers the `campaign` template variable)
     from continuity.campaigns.load import playbook_named
-    from continuity.campaigns.model import text_for
+    from continuity.campaigns.phases import surge_reason
 
     playbook = playbook_named(loaded, campaign.playbook)
     data = {"campaign": {"name": campaign.name, "run": 1, "version": 1, "starts_at": campaign.start.isoformat(),
                          "ends_at": campaign.end.isoformat(), "snapshot": campaign.model_dump(mode="json")}}
     sit = SituationRecord(id=-1, kind="surge", channel=f"campaign:{campaign.name}", playbook=playbook.name,
                           state="open", source="campaign", opened_by="campaign",
-                          reason=str(text_for(campaign.title, "en", [])), eta=campaign.end, note=None, revision=0,
+                          reason=surge_reason(loaded, campaign, campaign.start, campaign.end),
+                          eta=campaign.end, note=None, revision=0,
                           opened_at=now, closed_at=None, closed_by=None, data=data)
     catalog = TemplateCatalog(loaded)
     out = []

@@ -230,17 +230,21 @@ def brief_now(engine: Engine, name: str, *, by: str, again: bool = False) -> Bri
 # the clock --------------------------------------------------------------------------------------------------
 
 
+def surge_reason(loaded: LoadedConfig, c: Campaign, starts_at: datetime, ends_at: datetime) -> str:
+    """The staff-facing reason a campaign's surge situation carries (its dry run shows the same)."""
+    title = text_for(c.title, loaded.config.organisation.staff_lang, ["en"])
+    local = ZoneInfo(loaded.config.organisation.timezone)
+    return (f"campaign {title}: {starts_at.astimezone(local):%Y-%m-%d %H:%M} – "
+            f"{ends_at.astimezone(local):%Y-%m-%d %H:%M}, expected load {c.load}")
+
+
 def _open(engine: Engine, run: CampaignRun, *, by: str | None = None) -> None:
     """Open the run's surge situation: the briefing is due now, reminder and launch at their moments."""
     c = campaign_of(engine, run)
     now = engine.clock.now()
-    tz = engine.loaded.config.organisation.timezone
     anchors: dict[str, datetime | None] = {"launch": run.starts_at,
                                            "reminder": reminder_time(engine, run.starts_at, now)}
-    title = text_for(c.title, engine.loaded.config.organisation.staff_lang, ["en"])
-    local = ZoneInfo(tz)
-    reason = (f"campaign {title}: {run.starts_at.astimezone(local):%Y-%m-%d %H:%M} – "
-              f"{run.ends_at.astimezone(local):%Y-%m-%d %H:%M}, expected load {c.load}")
+    reason = surge_reason(engine.loaded, c, run.starts_at, run.ends_at)
     with engine.store.transaction():
         if not set_run(engine.store, run.id, at=now, expect=("registered",), state="briefed"):
             return  # another process opened it a moment ago
